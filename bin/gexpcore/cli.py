@@ -1,0 +1,212 @@
+"""The `gexp` command line: one subcommand per pipeline step, plus `run` and `simulate`.
+
+Subcommand and flag names are the contract with modules/local/*/main.nf; the
+pipeline tests check every `gexp` call there against this parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import GexpError
+
+log = logging.getLogger("gexp")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def cmd_simulate(a: argparse.Namespace) -> None:
+    from .simulate import simulate
+
+    sheet = simulate(
+        a.outdir,
+        seed=a.seed,
+        samples=a.samples,
+        genes=a.genes,
+        groups=a.groups,
+        reads=a.reads,
+        noise=a.noise,
+    )
+    print(sheet)
+
+
+def cmd_reference(a: argparse.Namespace) -> None:
+    from .reference import write_reference
+
+    write_reference(a.gtf, a.outdir)
+
+
+def cmd_gene_tpm(a: argparse.Namespace) -> None:
+    from .gene_tpm import gene_tpm, write_gene_tpm
+    from .reference import read_genes, read_tx2gene
+
+    series = gene_tpm(a.quant, read_tx2gene(a.tx2gene), read_genes(a.genes), a.sample)
+    write_gene_tpm(series, a.out)
+
+
+def cmd_bins(a: argparse.Namespace) -> None:
+    from .bins import make_bins
+    from .genome import parse_region, read_chrom_sizes
+
+    region = parse_region(a.region, read_chrom_sizes(a.chrom_sizes)) if a.region else None
+    make_bins(a.chrom_sizes, a.bin_size, region, a.out)
+
+
+def cmd_peak_bins(a: argparse.Namespace) -> None:
+    from .files import require_file
+    from .peak_bins import bin_bam, bin_peaks, is_bam, write_peak_bins
+
+    require_file(a.peaks, "peaks")
+    if is_bam(a.peaks):
+        values = bin_bam(a.peaks, a.bins, min_mapq=a.min_mapq)
+    else:
+        values = bin_peaks(a.peaks, a.bins, a.mode, a.min_score, a.chrom_sizes)
+    write_peak_bins(values, a.out)
+
+
+def cmd_dataset(a: argparse.Namespace) -> None:
+    from .dataset import build_dataset
+
+    build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)
+
+
+def cmd_run(a: argparse.Namespace) -> None:
+    from .runner import Runner, RunParams
+
+    params = RunParams(
+        input=a.input,
+        transcriptome=a.transcriptome,
+        gtf=a.gtf,
+        chrom_sizes=a.chrom_sizes,
+        outdir=a.outdir,
+        region=a.region,
+        bin_size=a.bin_size,
+        threads=a.threads,
+        peak_mode=a.peak_mode,
+        min_score=a.min_score,
+        fragment_length=a.fragment_length,
+        fragment_sd=a.fragment_sd,
+    )
+    Runner(params).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .peak_bins import MODES
+    from .runner import default_threads
+
+    parser = argparse.ArgumentParser(
+        prog="gexp", description="Predict gene expression from chromatin accessibility."
+    )
+    parser.add_argument("--version", action="version", version=f"gexp {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="write a small cohort with known truth")
+    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--samples", type=_positive_int, default=12)
+    p.add_argument("--genes", type=_positive_int, default=300)
+    p.add_argument("--groups", type=_positive_int, default=4, help="biosample groups")
+    p.add_argument("--reads", type=_positive_int, default=100_000, help="fragments per sample")
+    p.add_argument("--noise", type=float, default=0.3, help="biological noise (sd of log TPM)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("reference", help="tx2gene and gene table from a GTF")
+    p.add_argument("--gtf", required=True, type=Path)
+    p.add_argument("--outdir", required=True, type=Path)
+    p.set_defaults(func=cmd_reference)
+
+    p = sub.add_parser("gene-tpm", help="gene TPM of one sample from kallisto or a gene table")
+    p.add_argument(
+        "--quant",
+        required=True,
+        type=Path,
+        help="kallisto abundance.tsv or a gene quantification TSV",
+    )
+    p.add_argument("--tx2gene", required=True, type=Path)
+    p.add_argument("--genes", required=True, type=Path, help="genes.tsv from `gexp reference`")
+    p.add_argument("--sample", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_gene_tpm)
+
+    p = sub.add_parser("bins", help="fixed-width bins over the genome or a region")
+    p.add_argument("--chrom-sizes", required=True, type=Path)
+    p.add_argument("--bin-size", type=_positive_int, default=1000)
+    p.add_argument("--region", help="e.g. chr1:1-10000000 (1-based, inclusive)")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_bins)
+
+    p = sub.add_parser("peak-bins", help="accessibility per bin for one sample")
+    p.add_argument("--peaks", required=True, type=Path, help="BED/narrowPeak (.gz) or ATAC BAM")
+    p.add_argument("--bins", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--mode", choices=MODES, default="binary")
+    p.add_argument("--min-score", type=float, help="drop peaks with BED score below this")
+    p.add_argument(
+        "--chrom-sizes", type=Path, help="genome chromosomes (default: the chromosomes of the bins)"
+    )
+    p.add_argument("--min-mapq", type=int, default=30, help="BAM input: minimum MAPQ")
+    p.set_defaults(func=cmd_peak_bins)
+
+    p = sub.add_parser("dataset", help="merge samples into training matrices + qc.json")
+    p.add_argument("--bins", required=True, type=Path)
+    p.add_argument("--genes", required=True, type=Path)
+    p.add_argument("--expression", required=True, nargs="+", help="<sample>.gene_tpm.tsv files")
+    p.add_argument("--accessibility", required=True, nargs="+", help="<sample>.tsv.gz files")
+    p.add_argument("--samplesheet", type=Path, help="for the group column")
+    p.add_argument("--outdir", required=True, type=Path)
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("run", help="all steps for every sample on this machine")
+    p.add_argument("--input", required=True, type=Path, help="samplesheet.csv")
+    p.add_argument("--transcriptome", required=True, type=Path, help="transcript FASTA (.gz)")
+    p.add_argument("--gtf", required=True, type=Path)
+    p.add_argument("--chrom-sizes", required=True, type=Path)
+    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument("--region", help="e.g. chr1:1-10000000; default: whole genome")
+    p.add_argument("--bin-size", type=_positive_int, default=1000)
+    p.add_argument("--threads", type=_positive_int, default=default_threads())
+    p.add_argument("--peak-mode", choices=MODES, default="binary")
+    p.add_argument("--min-score", type=float)
+    p.add_argument(
+        "--fragment-length",
+        type=float,
+        default=200.0,
+        help="single-end kallisto default (samplesheet overrides)",
+    )
+    p.add_argument("--fragment-sd", type=float, default=20.0)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="gexp %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except GexpError as exc:
+        print(f"gexp: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gexp: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

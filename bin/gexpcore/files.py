@@ -1,0 +1,118 @@
+"""Reading inputs safely and writing outputs atomically.
+
+Every output is written to a temporary name beside its destination and renamed
+only when complete, so an interrupted or failed step never leaves a file that a
+resumed run would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import logging
+import os
+import shutil
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import GexpError
+
+log = logging.getLogger("gexp")
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Return the path if it is a readable, regular file; otherwise fail in one line."""
+    p = Path(path)
+    if not p.exists():
+        raise GexpError(f"{what} not found: {p}")
+    if not p.is_file():
+        raise GexpError(f"{what} is not a regular file: {p}")
+    if not os.access(p, os.R_OK):
+        raise GexpError(f"{what} is not readable: {p}")
+    return p
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """Whole file as text, gunzipped when needed, with truncation reported as such."""
+    p = require_file(path, what)
+    try:
+        if is_gzip(p):
+            with gzip.open(p, "rb") as fh:
+                data = fh.read()
+        else:
+            data = p.read_bytes()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise GexpError(f"{what} {p}: truncated or corrupt gzip ({exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GexpError(f"{what} {p}: not a text file (invalid UTF-8)") from None
+
+
+def check_gzip_stream(path: str | os.PathLike, what: str = "file") -> int:
+    """Decompress a whole (gzipped or plain) file and return its newline count.
+
+    This is a single streaming pass in C, so it is cheap next to the tools that
+    read the file afterwards, and it turns a truncated download into a clear
+    message instead of a tool crash half-way through.
+    """
+    p = require_file(path, what)
+    lines = 0
+    opener = gzip.open if is_gzip(p) else open
+    try:
+        with opener(p, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                lines += chunk.count(b"\n")
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise GexpError(f"{what} {p}: truncated or corrupt gzip ({exc})") from None
+    return lines
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it to `path` only on success."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(dest)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]:
+    """Open a temporary file for writing (gzipped when the name ends in .gz)."""
+    with atomic_path(path) as tmp:
+        if str(path).endswith(".gz"):
+            fh = gzip.open(tmp, mode if "b" in mode else mode + "t", compresslevel=6)
+        else:
+            fh = open(tmp, mode)
+        with fh:
+            yield fh
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary directory renamed to `path` when the block completes."""
+    dest = Path(path)
+    with atomic_path(dest) as tmp:
+        tmp.mkdir(parents=True)
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)

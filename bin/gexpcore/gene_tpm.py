@@ -1,0 +1,106 @@
+"""Gene-level TPM for one sample from a transcript or gene quantification.
+
+Accepts kallisto's abundance.tsv (transcript TPM summed per gene through
+tx2gene) and gene-level tables such as ENCODE's RSEM gene quantifications
+(columns found by header name, never by position). ENCODE tables also hold tRNA
+and spike-in rows that are not genes of the annotation; they are ignored, but if
+fewer than half the annotated genes are found the sample is rejected: that is
+the silent gene-id mismatch that emptied the proof of concept's dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import GexpError
+from .files import atomic_write, require_file
+from .ids import first_field, strip_versions
+
+log = logging.getLogger("gexp")
+
+FAIL_BELOW = 0.5
+WARN_BELOW = 0.9
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, sep="\t", comment=None, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise GexpError(f"quantification {path}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise GexpError(f"quantification {path}: not a tab-separated table ({exc})") from None
+    except (EOFError, OSError) as exc:
+        raise GexpError(f"quantification {path}: truncated or corrupt ({exc})") from None
+
+
+def _tpm_column(table: pd.DataFrame, path: Path) -> str:
+    for name in ("tpm", "TPM"):
+        if name in table.columns:
+            return name
+    raise GexpError(f"quantification {path}: no TPM column (found {', '.join(table.columns)})")
+
+
+def _numeric(values: pd.Series, path: Path, column: str) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any():
+        row = int(numbers.isna().argmax())
+        raise GexpError(
+            f"quantification {path} line {row + 2}: non-numeric {column} '{values.iloc[row]}'"
+        )
+    return numbers
+
+
+def gene_tpm(
+    quant: str | Path, tx2gene: pd.DataFrame, genes: pd.DataFrame, sample: str
+) -> pd.Series:
+    """TPM per annotated gene (unversioned ids), zero for annotated genes not quantified."""
+    path = require_file(quant, f"sample {sample} quantification")
+    table = _read_table(path)
+    tpm_col = _tpm_column(table, path)
+    tpm = _numeric(table[tpm_col], path, tpm_col)
+    if "target_id" in table.columns:
+        transcript = strip_versions(first_field(table["target_id"]))
+        gene = transcript.map(tx2gene.set_index("transcript_id")["gene_id"])
+        if gene.isna().all():
+            # Some transcriptomes name targets by gene; let the gene match decide.
+            gene = strip_versions(first_field(table["target_id"]))
+    elif "gene_id" in table.columns:
+        gene = strip_versions(table["gene_id"].astype(str))
+    else:
+        raise GexpError(
+            f"quantification {path}: expected a kallisto abundance.tsv (target_id, tpm) "
+            "or a gene table (gene_id, TPM)"
+        )
+    per_gene = tpm.groupby(gene).sum()
+    annotated = pd.Index(genes["gene_id"])
+    found = annotated.isin(per_gene.index).mean()
+    if found < FAIL_BELOW:
+        example = next(iter(per_gene.index), "none")
+        raise GexpError(
+            f"sample {sample}: only {found:.0%} of annotated genes found in {path} "
+            f"(e.g. '{example}' vs annotation '{annotated[0]}'): wrong annotation or id format?"
+        )
+    if found < WARN_BELOW:
+        log.warning(
+            "sample %s: only %.0f%% of annotated genes found in %s", sample, 100 * found, path
+        )
+    result = per_gene.reindex(annotated, fill_value=0.0).rename(sample)
+    if not (result > 0).any():
+        raise GexpError(f"sample {sample}: expression is zero for every gene in {path}")
+    return result
+
+
+def write_gene_tpm(series: pd.Series, out: str | Path) -> None:
+    with atomic_write(out) as fh:
+        series.rename_axis("gene_id").rename("tpm").to_frame().to_csv(fh, sep="\t")
+
+
+def read_sample_tpm(path: str | Path) -> pd.Series:
+    path = require_file(path, "gene TPM")
+    table = pd.read_csv(path, sep="\t", dtype={"gene_id": str})
+    if list(table.columns[:2]) != ["gene_id", "tpm"]:
+        raise GexpError(f"gene TPM {path}: expected columns gene_id, tpm (from `gexp gene-tpm`)")
+    return table.set_index("gene_id")["tpm"]

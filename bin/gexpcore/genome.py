@@ -1,0 +1,65 @@
+"""Chromosome sizes and genomic regions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import GexpError
+from .files import read_text
+
+
+@dataclass(frozen=True)
+class Region:
+    """A half-open, 0-based interval parsed from `chr1:1-10000000` (1-based, inclusive)."""
+
+    chrom: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.chrom}:{self.start + 1}-{self.end}"
+
+
+def read_chrom_sizes(path: str | Path) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for lineno, line in enumerate(read_text(path, "chrom sizes").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t") if "\t" in line else line.split()
+        if len(fields) < 2:
+            raise GexpError(f"chrom sizes {path} line {lineno}: expected 'chrom<TAB>size'")
+        try:
+            size = int(fields[1])
+        except ValueError:
+            raise GexpError(
+                f"chrom sizes {path} line {lineno}: non-numeric size '{fields[1]}'"
+            ) from None
+        if size <= 0:
+            raise GexpError(f"chrom sizes {path} line {lineno}: size must be positive")
+        if fields[0] in sizes:
+            raise GexpError(f"chrom sizes {path} line {lineno}: duplicate chromosome {fields[0]}")
+        sizes[fields[0]] = size
+    if not sizes:
+        raise GexpError(f"chrom sizes {path}: no chromosomes")
+    return sizes
+
+
+def parse_region(text: str, sizes: dict[str, int]) -> Region:
+    match = re.fullmatch(r"([^:\s]+)(?::([\d,]+)-([\d,]+))?", text.strip())
+    if not match:
+        raise GexpError(f"invalid region '{text}': expected chrom or chrom:start-end")
+    chrom = match.group(1)
+    if chrom not in sizes:
+        alt = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+        if alt not in sizes:
+            raise GexpError(f"region '{text}': chromosome {chrom} is not in the chrom sizes")
+        chrom = alt
+    if match.group(2) is None:
+        return Region(chrom, 0, sizes[chrom])
+    start = int(match.group(2).replace(",", "")) - 1
+    end = min(int(match.group(3).replace(",", "")), sizes[chrom])
+    if start < 0 or end <= start:
+        raise GexpError(f"invalid region '{text}': start must be >= 1 and before end")
+    return Region(chrom, start, end)

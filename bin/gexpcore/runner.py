@@ -1,0 +1,189 @@
+"""`gexp run`: every step for every sample on one machine, in the order main.nf runs them.
+
+REFERENCE, BINS and KALLISTO_INDEX run once; KALLISTO_QUANT, GENE_TPM and
+PEAK_BINS run per sample, several samples at a time; DATASET merges them. Each
+step writes atomically and records what it was run on (resume.py), so rerunning
+the same command after an interruption redoes only what is missing or stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bins import make_bins
+from .dataset import ACCESSIBILITY_SUFFIX, EXPRESSION_SUFFIX, build_dataset
+from .errors import GexpError
+from .fastq_check import check_fastqs
+from .files import require_file
+from .gene_tpm import gene_tpm, write_gene_tpm
+from .genome import parse_region, read_chrom_sizes
+from .peak_bins import bin_bam, bin_peaks, is_bam, write_peak_bins
+from .quantify import kallisto_index, kallisto_quant
+from .reference import read_genes, read_tx2gene, write_reference
+from .resume import StepCache, fingerprint
+from .samplesheet import Sample, check_local_inputs, is_remote, read_samplesheet
+from .versions import write_pipeline_info
+
+log = logging.getLogger("gexp")
+
+
+@dataclass
+class RunParams:
+    input: Path
+    transcriptome: Path
+    gtf: Path
+    chrom_sizes: Path
+    outdir: Path
+    region: str | None = None
+    bin_size: int = 1000
+    threads: int = 2
+    peak_mode: str = "binary"
+    min_score: float | None = None
+    fragment_length: float = 200.0
+    fragment_sd: float = 20.0
+
+
+class Runner:
+    def __init__(self, params: RunParams) -> None:
+        self.p = params
+        self.out = Path(params.outdir)
+        self.cache = StepCache(self.out)
+
+    def step(self, name: str, key: str, outputs: list[Path], action) -> bool:
+        """Run `action` unless the same step already completed; True when it ran."""
+        if self.cache.is_done(name, key, outputs):
+            log.info("%s: complete, skipped", name)
+            return False
+        action()
+        self.cache.mark(name, key)
+        return True
+
+    def run(self) -> Path:
+        p = self.p
+        samples = read_samplesheet(p.input)
+        remote = [
+            (s.sample, v)
+            for s in samples
+            for v in [*s.rna_1, *s.rna_2, s.rna_tpm, s.atac]
+            if v and is_remote(v)
+        ]
+        if remote:
+            raise GexpError(
+                f"sample {remote[0][0]}: '{remote[0][1]}' is remote; fetching is not available "
+                "yet, download it and give the local path"
+            )
+        check_local_inputs(samples)
+        require_file(p.gtf, "GTF")
+        require_file(p.chrom_sizes, "chrom sizes")
+        region = parse_region(p.region, read_chrom_sizes(p.chrom_sizes)) if p.region else None
+
+        ref = self.out / "reference"
+        tx2gene_path, genes_path = ref / "tx2gene.tsv", ref / "genes.tsv"
+        self.step(
+            "reference",
+            fingerprint(p.gtf),
+            [tx2gene_path, genes_path],
+            lambda: write_reference(p.gtf, ref),
+        )
+        bins_path = self.out / "accessibility" / "bins.bed"
+        self.step(
+            "bins",
+            fingerprint(p.chrom_sizes, bin_size=p.bin_size, region=str(region)),
+            [bins_path],
+            lambda: make_bins(p.chrom_sizes, p.bin_size, region, bins_path),
+        )
+        index = ref / "transcripts.idx"
+        if any(s.rna_1 for s in samples):
+            require_file(p.transcriptome, "transcriptome FASTA")
+            self.step(
+                "kallisto_index",
+                fingerprint(p.transcriptome),
+                [index],
+                lambda: kallisto_index(p.transcriptome, index),
+            )
+
+        tx2gene, genes = read_tx2gene(tx2gene_path), read_genes(genes_path)
+        workers = max(1, min(p.threads, len(samples)))
+        per_task = max(1, p.threads // workers)
+        done = 0
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {
+                pool.submit(self.sample, s, index, tx2gene, genes, bins_path, per_task): s
+                for s in samples
+            }
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    done += 1
+                    log.info("[%d/%d] sample %s done", done, len(samples), futures[future].sample)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+        expression = [str(self.gene_tpm_path(s)) for s in samples]
+        accessibility = [str(self.accessibility_path(s)) for s in samples]
+        self.step(
+            "dataset",
+            fingerprint(bins_path, genes_path, p.input, *expression, *accessibility),
+            [self.out / "dataset" / "qc.json", self.out / "expression" / "gene_tpm.tsv"],
+            lambda: build_dataset(
+                expression, accessibility, bins_path, genes_path, self.out, samplesheet=p.input
+            ),
+        )
+        write_pipeline_info(self.out, {k: str(v) for k, v in vars(p).items()})
+        log.info("run complete: %s", self.out)
+        return self.out
+
+    def gene_tpm_path(self, s: Sample) -> Path:
+        return self.out / "expression" / "samples" / f"{s.sample}{EXPRESSION_SUFFIX}"
+
+    def accessibility_path(self, s: Sample) -> Path:
+        return self.out / "accessibility" / f"{s.sample}{ACCESSIBILITY_SUFFIX}"
+
+    def sample(self, s: Sample, index: Path, tx2gene, genes, bins_path: Path, threads: int) -> None:
+        p = self.p
+        quant = Path(s.rna_tpm) if s.rna_tpm else self.out / "kallisto" / s.sample / "abundance.tsv"
+        if s.rna_1:
+            flen = s.fragment_length or p.fragment_length
+            fsd = s.fragment_sd or p.fragment_sd
+
+            def quantify() -> None:
+                check_fastqs(s.sample, s.rna_1, s.rna_2)
+                kallisto_quant(s.sample, index, quant.parent, s.rna_1, s.rna_2, flen, fsd, threads)
+
+            key = fingerprint(
+                index, *s.rna_1, *s.rna_2, **({} if s.paired else {"l": flen, "s": fsd})
+            )
+            self.step(f"kallisto_quant.{s.sample}", key, [quant], quantify)
+
+        tpm_out = self.gene_tpm_path(s)
+        self.step(
+            f"gene_tpm.{s.sample}",
+            fingerprint(quant, self.out / "reference" / "tx2gene.tsv"),
+            [tpm_out],
+            lambda: write_gene_tpm(gene_tpm(quant, tx2gene, genes, s.sample), tpm_out),
+        )
+
+        acc_out = self.accessibility_path(s)
+
+        def peak_bins() -> None:
+            if is_bam(s.atac):
+                values = bin_bam(s.atac, bins_path)
+            else:
+                values = bin_peaks(s.atac, bins_path, p.peak_mode, p.min_score, p.chrom_sizes)
+            write_peak_bins(values, acc_out)
+
+        self.step(
+            f"peak_bins.{s.sample}",
+            fingerprint(s.atac, bins_path, p.chrom_sizes, mode=p.peak_mode, min_score=p.min_score),
+            [acc_out],
+            peak_bins,
+        )
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

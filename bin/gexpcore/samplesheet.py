@@ -1,0 +1,158 @@
+"""The samplesheet: one row per sample, validated before any work starts.
+
+Relative paths resolve against the samplesheet's own folder, so a samplesheet
+and its data can be moved together. Remote sources (URLs, ENCODE and SRA/ENA
+accessions) are kept as they are for the fetch step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import GexpError
+from .files import read_text
+from .ids import SAMPLE_ID
+
+COLUMNS = ["sample", "group", "rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd"]
+REMOTE = re.compile(r"^(https?://|ftp://|ENCFF[0-9]{3}[A-Z]{3}$|[SED]RR[0-9]{6,}$)")
+
+
+@dataclass
+class Sample:
+    sample: str
+    group: str = ""
+    rna_1: list[str] = field(default_factory=list)
+    rna_2: list[str] = field(default_factory=list)
+    rna_tpm: str = ""
+    atac: str = ""
+    fragment_length: float | None = None
+    fragment_sd: float | None = None
+    line: int = 0
+
+    @property
+    def paired(self) -> bool:
+        return bool(self.rna_2)
+
+    @property
+    def has_rna(self) -> bool:
+        return bool(self.rna_1 or self.rna_tpm)
+
+
+def is_remote(source: str) -> bool:
+    return bool(REMOTE.match(source))
+
+
+def _resolve(value: str, base: Path) -> str:
+    if not value or is_remote(value):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _runs(values: dict[str, str], column: str, base: Path) -> list[str]:
+    """Several runs of one sample are `;`-separated."""
+    return [_resolve(v.strip(), base) for v in values.get(column, "").split(";") if v.strip()]
+
+
+def _number(value: str, column: str, where: str) -> float | None:
+    if value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise GexpError(f"{where}: {column} must be a number, got '{value}'") from None
+    if number <= 0:
+        raise GexpError(f"{where}: {column} must be positive, got '{value}'")
+    return number
+
+
+def read_samplesheet(path: str | Path, require_rna: bool = True) -> list[Sample]:
+    """Parse and validate; every problem names the samplesheet line."""
+    path = Path(path)
+    text = read_text(path, "samplesheet").replace("\r\n", "\n").replace("\r", "\n")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise GexpError(f"samplesheet {path}: empty file")
+    header = [h.strip() for h in rows[0]]
+    unknown = [h for h in header if h not in COLUMNS and h != "provenance"]
+    if unknown:
+        raise GexpError(
+            f"samplesheet {path}: unknown column(s) {', '.join(unknown)}; "
+            f"expected {', '.join(COLUMNS)}"
+        )
+    for required in ("sample", "atac"):
+        if required not in header:
+            raise GexpError(f"samplesheet {path}: missing required column '{required}'")
+    if "rna_1" not in header and "rna_tpm" not in header and require_rna:
+        raise GexpError(f"samplesheet {path}: needs an 'rna_1' or 'rna_tpm' column")
+
+    base = path.resolve().parent
+    samples: list[Sample] = []
+    seen: dict[str, int] = {}
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"samplesheet {path} line {lineno}"
+        if len(row) != len(header):
+            raise GexpError(f"{where}: {len(row)} fields, header has {len(header)}")
+        values = {h: cell.strip() for h, cell in zip(header, row, strict=False)}
+        sample_id = values.get("sample", "")
+        if not sample_id:
+            raise GexpError(f"{where}: missing sample id")
+        if not SAMPLE_ID.match(sample_id):
+            raise GexpError(
+                f"{where}: invalid sample id '{sample_id}' "
+                "(use letters, digits, '.', '_' and '-', starting with a letter or digit)"
+            )
+        if sample_id in seen:
+            raise GexpError(
+                f"{where}: duplicate sample id '{sample_id}' (first on line {seen[sample_id]})"
+            )
+        seen[sample_id] = lineno
+        where = f"{where} (sample {sample_id})"
+
+        sample = Sample(
+            sample=sample_id,
+            group=values.get("group", ""),
+            rna_1=_runs(values, "rna_1", base),
+            rna_2=_runs(values, "rna_2", base),
+            rna_tpm=_resolve(values.get("rna_tpm", ""), base),
+            atac=_resolve(values.get("atac", ""), base),
+            fragment_length=_number(values.get("fragment_length", ""), "fragment_length", where),
+            fragment_sd=_number(values.get("fragment_sd", ""), "fragment_sd", where),
+            line=lineno,
+        )
+        if not sample.atac:
+            raise GexpError(f"{where}: missing atac (peaks or BAM)")
+        if sample.rna_2 and len(sample.rna_2) != len(sample.rna_1):
+            raise GexpError(
+                f"{where}: {len(sample.rna_1)} rna_1 run(s) but {len(sample.rna_2)} rna_2 run(s)"
+            )
+        if sample.rna_1 and sample.rna_tpm:
+            raise GexpError(f"{where}: give either rna_1/rna_2 FASTQ or rna_tpm, not both")
+        if require_rna and not sample.has_rna:
+            raise GexpError(f"{where}: needs rna_1 (FASTQ) or rna_tpm (quantification)")
+        samples.append(sample)
+    if not samples:
+        raise GexpError(f"samplesheet {path}: no samples")
+    return samples
+
+
+def check_local_inputs(samples: list[Sample]) -> None:
+    """Every local input exists and is readable, before any work starts."""
+    from .files import require_file
+
+    for s in samples:
+        for column, values in (
+            ("rna_1", s.rna_1),
+            ("rna_2", s.rna_2),
+            ("rna_tpm", [s.rna_tpm] if s.rna_tpm else []),
+            ("atac", [s.atac]),
+        ):
+            for value in values:
+                if not is_remote(value):
+                    require_file(value, f"sample {s.sample} {column}")

@@ -1,0 +1,48 @@
+"""Running the external tools (kallisto, bedtools) with errors a user can act on."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import GexpError
+
+log = logging.getLogger("gexp")
+
+INSTALL_HINT = "install it (Debian: apt-get install kallisto bedtools samtools; or conda envs/)"
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise GexpError(f"{name} not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def run_tool(cmd: list[str], what: str, stdout: Path | None = None) -> str:
+    """Run a tool; on failure raise one line with the tool's own last words."""
+    require_tool(cmd[0])
+    log.debug("running: %s", " ".join(map(str, cmd)))
+    out = open(stdout, "wb") if stdout else subprocess.PIPE
+    try:
+        proc = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.PIPE)
+    finally:
+        if stdout:
+            out.close()
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+        raise GexpError(f"{what}: {cmd[0]} failed: {detail}")
+    return "" if stdout else proc.stdout.decode(errors="replace")
+
+
+def tool_version(name: str) -> str:
+    """Version string as the tool reports it, for versions.yml."""
+    if shutil.which(name) is None:
+        return "not installed"
+    args = {"kallisto": ["version"], "bedtools": ["--version"], "samtools": ["--version"]}[name]
+    proc = subprocess.run([name, *args], capture_output=True)
+    lines = (proc.stdout or proc.stderr).decode(errors="replace").splitlines()
+    return lines[0].split()[-1].lstrip("v") if lines else "unknown"

@@ -1,0 +1,46 @@
+"""Software versions and run parameters for pipeline_info/, as nf-core pipelines record them."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from . import __version__
+from .files import atomic_write
+from .tools import tool_version
+
+
+def python_versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import scipy
+
+    versions = {
+        "gexp": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "scipy": scipy.__version__,
+    }
+    try:
+        import pysam
+
+        versions["pysam"] = pysam.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+def write_pipeline_info(outdir: Path, params: dict) -> None:
+    info = outdir / "pipeline_info"
+    versions = {
+        "GEXP": python_versions(),
+        "TOOLS": {t: tool_version(t) for t in ("kallisto", "bedtools", "samtools")},
+    }
+    with atomic_write(info / "versions.yml") as fh:
+        for process, tools in versions.items():
+            fh.write(f"{process}:\n")
+            fh.writelines(f'  {k}: "{v}"\n' for k, v in tools.items())
+    with atomic_write(info / "params.json") as fh:
+        json.dump(params, fh, indent=2, default=str)
