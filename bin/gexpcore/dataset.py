@@ -22,7 +22,7 @@ from .bins import read_bins
 from .errors import GexpError
 from .files import atomic_path, atomic_write
 from .gene_tpm import read_sample_tpm
-from .ids import SAMPLE_ID
+from .ids import SAMPLE_ID, harmonise_chroms
 from .peak_bins import read_peak_bins
 from .reference import read_genes
 
@@ -51,10 +51,25 @@ def _by_sample(paths: list[str], suffix: str, what: str) -> dict[str, str]:
 
 
 def genes_in_bins(genes: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
+    """Genes whose TSS lies in the binned span, on the bins' chromosome naming."""
+    genes = genes.copy()
+    genes["chrom"], renames = harmonise_chroms(genes["chrom"], set(bins["chrom"]))
+    if renames:
+        log.warning(
+            "annotation chromosomes renamed to match the genome (e.g. %s->%s)",
+            *next(iter(renames.items())),
+        )
     span = bins.groupby("chrom").agg(lo=("start", "min"), hi=("end", "max"))
     g = genes.join(span, on="chrom")
     inside = (g["tss"] >= g["lo"]) & (g["tss"] < g["hi"])
     return genes[inside.fillna(False).to_numpy()].reset_index(drop=True)
+
+
+def require_genes_in_bins(genes: pd.DataFrame, bins: pd.DataFrame, bins_path) -> pd.DataFrame:
+    region_genes = genes_in_bins(genes, bins)
+    if region_genes.empty:
+        raise GexpError(f"no annotated gene has its TSS inside the bins of {bins_path}")
+    return region_genes
 
 
 def read_groups(samplesheet: str | Path | None, samples: list[str]) -> list[str]:
@@ -87,6 +102,7 @@ def build_dataset(
 
     bins = read_bins(bins_path)
     genes = read_genes(genes_path)
+    region_genes = require_genes_in_bins(genes, bins, bins_path)
     tpm = pd.concat([read_sample_tpm(expr_files[s]).rename(s) for s in samples], axis=1)
     tpm = tpm.reindex(genes["gene_id"]).fillna(0.0)
     qc_samples = {}
@@ -113,9 +129,6 @@ def build_dataset(
         dtype=np.float32,
     )
 
-    region_genes = genes_in_bins(genes, bins)
-    if region_genes.empty:
-        raise GexpError(f"no annotated gene has its TSS inside the bins of {bins_path}")
     region_tpm = tpm.loc[region_genes["gene_id"]]
     for s in samples:
         qc_samples[s]["genes_detected_in_region"] = int((region_tpm[s] > 0).sum())

@@ -94,7 +94,7 @@ def _empty(peaks_path: Path) -> pd.DataFrame:
 
 
 def bin_bam(bam_path: str | Path, bins_path: str | Path, min_mapq: int = 30) -> pd.DataFrame:
-    """Fragments per bin, counted once per fragment."""
+    """Fragments per bin, counted once per fragment, in one pass over the BAM (no index needed)."""
     import pysam
 
     bam_path = require_file(bam_path, "ATAC BAM")
@@ -105,32 +105,29 @@ def bin_bam(bam_path: str | Path, bins_path: str | Path, min_mapq: int = 30) -> 
         raise GexpError(f"ATAC BAM {bam_path}: cannot read ({exc})") from None
     with bam:
         names = pd.Series(list(bam.references), dtype=str)
-        mapped, _ = harmonise_chroms(names, set(bins["chrom"]))
-        counts: dict[int, int] = {}
-        for bam_chrom, chrom in zip(names, mapped, strict=False):
-            chrom_bins = bins[bins["chrom"] == chrom]
-            if chrom_bins.empty:
-                continue
-            starts, ends = chrom_bins["start"].to_numpy(), chrom_bins["end"].to_numpy()
-            positions = _fragment_positions(bam, bam_chrom, min_mapq)
-            if positions.size == 0:
-                continue
-            idx = np.searchsorted(starts, positions, side="right") - 1
-            ok = (idx >= 0) & (positions < ends[np.clip(idx, 0, None)])
-            found = chrom_bins["bin"].to_numpy()[idx[ok]]
-            for b, n in zip(*np.unique(found, return_counts=True), strict=False):
-                counts[int(b)] = int(n)
-    result = pd.DataFrame(sorted(counts.items()), columns=["bin", "value"])
-    if result.empty:
+        ref_ids, positions = _fragment_positions(bam, min_mapq)
+    mapped, _ = harmonise_chroms(names, set(bins["chrom"]))
+    found = []
+    for ref_id, chrom in enumerate(mapped):
+        chrom_bins = bins[bins["chrom"] == chrom]
+        pos = positions[ref_ids == ref_id]
+        if chrom_bins.empty or pos.size == 0:
+            continue
+        starts, ends = chrom_bins["start"].to_numpy(), chrom_bins["end"].to_numpy()
+        idx = np.searchsorted(starts, pos, side="right") - 1
+        ok = (idx >= 0) & (pos < ends[np.clip(idx, 0, None)])
+        found.append(chrom_bins["bin"].to_numpy()[idx[ok]])
+    if not found or not sum(len(f) for f in found):
         log.warning("ATAC BAM %s: no fragment falls in any bin", bam_path)
-    return result
+        return pd.DataFrame({"bin": pd.Series(dtype="int64"), "value": pd.Series(dtype="int64")})
+    bins_hit, counts = np.unique(np.concatenate(found), return_counts=True)
+    return pd.DataFrame({"bin": bins_hit, "value": counts})
 
 
-def _fragment_positions(bam, chrom: str, min_mapq: int) -> np.ndarray:
-    positions = []
-    for read in (
-        bam.fetch(chrom) if bam.has_index() else (r for r in bam if r.reference_name == chrom)
-    ):
+def _fragment_positions(bam, min_mapq: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reference id and position of each fragment: its midpoint, or a single read's 5' end."""
+    ref_ids, positions = [], []
+    for read in bam.fetch(until_eof=True):
         if (
             read.is_unmapped
             or read.is_secondary
@@ -144,10 +141,12 @@ def _fragment_positions(bam, chrom: str, min_mapq: int) -> np.ndarray:
             if not read.is_proper_pair or not read.is_read1:
                 continue
             start = min(read.reference_start, read.next_reference_start)
-            positions.append(start + abs(read.template_length) // 2)
+            position = start + abs(read.template_length) // 2
         else:
-            positions.append(read.reference_end - 1 if read.is_reverse else read.reference_start)
-    return np.asarray(positions, dtype=np.int64)
+            position = read.reference_end - 1 if read.is_reverse else read.reference_start
+        ref_ids.append(read.reference_id)
+        positions.append(position)
+    return np.asarray(ref_ids, dtype=np.int64), np.asarray(positions, dtype=np.int64)
 
 
 def is_bam(path: str | Path) -> bool:

@@ -1,7 +1,7 @@
 """Which steps of `gexp run` are already complete, so an interrupted run resumes.
 
 A step is skipped only when all of its outputs exist and it was last run with
-the same inputs (path, size, modification time) and parameters; change a file
+the same inputs (file name, size, modification time) and parameters; change a file
 or a parameter and the step, and everything that reads its outputs, runs again.
 """
 
@@ -21,7 +21,7 @@ def fingerprint(*inputs: str | Path | None, **params: object) -> str:
         if item is None:
             continue
         st = os.stat(item)
-        parts.append([str(Path(item).resolve()), st.st_size, st.st_mtime_ns])
+        parts.append([Path(item).name, st.st_size, st.st_mtime_ns])
     blob = json.dumps([parts, params], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

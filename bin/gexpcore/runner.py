@@ -14,8 +14,13 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bins import make_bins
-from .dataset import ACCESSIBILITY_SUFFIX, EXPRESSION_SUFFIX, build_dataset
+from .bins import make_bins, read_bins
+from .dataset import (
+    ACCESSIBILITY_SUFFIX,
+    EXPRESSION_SUFFIX,
+    build_dataset,
+    require_genes_in_bins,
+)
 from .errors import GexpError
 from .fastq_check import check_fastqs
 from .files import require_file
@@ -107,6 +112,7 @@ class Runner:
             )
 
         tx2gene, genes = read_tx2gene(tx2gene_path), read_genes(genes_path)
+        require_genes_in_bins(genes, read_bins(bins_path), bins_path)  # fail before the slow steps
         workers = max(1, min(p.threads, len(samples)))
         per_task = max(1, p.threads // workers)
         done = 0

@@ -20,13 +20,13 @@ Accessibility
     logit b ~ N(−0.3, 1.2²) and, for 60 % of elements, a loading w ~ U(1.5, 3.5)
     on one program (the rest are constitutive). Its latent accessibility in a
     sample is a = sigmoid(b + w·z[s, program] + N(0, 0.5²)). A peak is called
-    with probability a, centred near the element (N(0, 80 bp)), 150–2,000 bp
+    with probability sigmoid(8·(a − 0.5)), centred near the element (N(0, 80 bp)), 150–2,000 bp
     wide, signalValue ≈ 2 + 25·a, and 3 % extra noise peaks fall anywhere.
     Peak files are ENCODE-style narrowPeak (10 columns, sorted by pValue).
 
 Expression
     log θ[g, s] = μ_g + Σ_e β_ge·(a[e, s] − ā_e) + N(0, σ_bio²), with
-    μ_g ~ N(log 30, 1.3²), promoter β ~ U(1.5, 3), distal β ~ ±U(0.5, 1.5)
+    μ_g ~ N(log 30, 1.3²), promoter β ~ U(2, 4), distal β ~ ±U(0.5, 1.5)
     (a quarter repressive), σ_bio = 0.3, and 15 % of genes with no effects at
     all. Transcripts share their gene's abundance through fixed Dirichlet(2)
     fractions with per-sample log-normal jitter (σ = 0.1). TPM is
@@ -188,7 +188,7 @@ def simulate(
     effects = np.zeros(n_el)
     linked = elements["gene"].to_numpy() >= 0
     promoter = (elements["kind"] == "promoter").to_numpy()
-    effects[promoter] = rng.uniform(1.5, 3.0, promoter.sum())
+    effects[promoter] = rng.uniform(2.0, 4.0, promoter.sum())
     distal = (elements["kind"] == "distal").to_numpy()
     sign = np.where(rng.random(distal.sum()) < 0.25, -1.0, 1.0)
     effects[distal] = sign * rng.uniform(0.5, 1.5, distal.sum())
@@ -383,7 +383,7 @@ def _write_peaks(
     access: np.ndarray,
     sizes: dict[str, int],
 ) -> str:
-    called = rng.random(len(access)) < access
+    called = rng.random(len(access)) < 1 / (1 + np.exp(-8 * (access - 0.5)))
     el = elements[called]
     a = access[called]
     noise_n = max(1, int(0.03 * len(el)))

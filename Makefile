@@ -1,0 +1,39 @@
+# Set-up and everyday commands. `make demo` and `make test` each work on a fresh Debian machine.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+APT    := kallisto bedtools samtools
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	@missing=""; for t in kallisto bedtools samtools; do command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT); \
+	fi
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q "$(TORCH)"
+	$(VENV)/bin/pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup  ## simulate a cohort and run the whole pipeline on it
+	$(VENV)/bin/gexp simulate --outdir demo/sim
+	$(VENV)/bin/gexp run --input demo/sim/samplesheet.csv \
+	  --transcriptome demo/sim/reference/transcripts.fa.gz \
+	  --gtf demo/sim/reference/genes.gtf.gz --chrom-sizes demo/sim/reference/chrom.sizes \
+	  --outdir demo/results
+
+test: setup  ## lint, then every test (real kallisto and bedtools)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf demo .pytest_cache

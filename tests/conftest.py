@@ -1,0 +1,55 @@
+"""Shared fixtures: the real `bin/gexp` executable and a small simulated cohort."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GEXP = ROOT / "bin" / "gexp"
+sys.path.insert(0, str(ROOT / "bin"))
+
+
+def run_gexp(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the same executable that Nextflow processes call."""
+    return subprocess.run(
+        [sys.executable, str(GEXP), *map(str, args)], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """A user mistake: non-zero exit, one `gexp: error:` line naming the cause, no traceback."""
+    assert proc.returncode != 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("gexp: error:")]
+    assert len(errors) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def assert_nothing_written(folder: Path) -> None:
+    """No output and no temporary file left behind."""
+    leftovers = [p.name for p in folder.iterdir()] if folder.exists() else []
+    assert leftovers == [], leftovers
+
+
+@pytest.fixture(scope="session")
+def sim(tmp_path_factory) -> Path:
+    """A small cohort (6 samples, 2 single-end) shared by the tests that need real data."""
+    from gexpcore.simulate import simulate
+
+    out = tmp_path_factory.mktemp("sim")
+    simulate(out, seed=3, samples=6, genes=80, reads=20_000)
+    return out
+
+
+@pytest.fixture(scope="session")
+def reference(sim, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    proc = run_gexp("reference", "--gtf", sim / "reference" / "genes.gtf.gz", "--outdir", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
