@@ -42,6 +42,22 @@ def cmd_simulate(a: argparse.Namespace) -> None:
     print(sheet)
 
 
+def cmd_samplesheet(a: argparse.Namespace) -> None:
+    from .samplesheet import check_local_inputs, read_samplesheet, write_validated
+
+    samples = read_samplesheet(a.input, base_dir=a.base_dir)
+    if a.check_files:
+        check_local_inputs(samples)
+    write_validated(samples, a.out)
+
+
+def cmd_check_fastq(a: argparse.Namespace) -> None:
+    from .fastq_check import check_fastqs
+
+    reads = check_fastqs(a.sample, a.read1, a.read2 or [])
+    print(reads)
+
+
 def cmd_reference(a: argparse.Namespace) -> None:
     from .reference import write_reference
 
@@ -123,6 +139,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reads", type=_positive_int, default=100_000, help="fragments per sample")
     p.add_argument("--noise", type=float, default=0.3, help="biological noise (sd of log TPM)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("samplesheet", help="validate a samplesheet; write it with absolute paths")
+    p.add_argument("--input", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--base-dir", type=Path, help="where relative paths resolve (default: its folder)"
+    )
+    p.add_argument("--check-files", action="store_true", help="also require local files to exist")
+    p.set_defaults(func=cmd_samplesheet)
+
+    p = sub.add_parser(
+        "check-fastq", help="validate one sample's FASTQ files (gzip, records, mates)"
+    )
+    p.add_argument("--sample", required=True)
+    p.add_argument("--read1", required=True, nargs="+")
+    p.add_argument("--read2", nargs="+")
+    p.set_defaults(func=cmd_check_fastq)
 
     p = sub.add_parser("reference", help="tx2gene and gene table from a GTF")
     p.add_argument("--gtf", required=True, type=Path)

@@ -99,12 +99,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]:
     """Open a temporary file for writing (gzipped when the name ends in .gz)."""
     with atomic_path(path) as tmp:
-        if str(path).endswith(".gz"):
-            fh = gzip.open(tmp, mode if "b" in mode else mode + "t", compresslevel=6)
-        else:
-            fh = open(tmp, mode)
-        with fh:
-            yield fh
+        if not str(path).endswith(".gz"):
+            with open(tmp, mode) as fh:
+                yield fh
+            return
+        with open(tmp, "wb") as raw, deterministic_gzip(raw) as gz:
+            if "b" in mode:
+                yield gz
+            else:
+                with io.TextIOWrapper(gz, encoding="utf-8", newline="") as fh:
+                    yield fh
+
+
+def deterministic_gzip(raw: io.IOBase, level: int = 6) -> gzip.GzipFile:
+    """Gzip with no timestamp or file name in the header: the same content gives the same
+    bytes, so checksums, nf-test snapshots and resumed runs compare equal."""
+    return gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,19 @@ from .versions import write_pipeline_info
 
 log = logging.getLogger("gexp")
 
+# The steps in the order both runners execute them; main.nf must call the same processes.
+STEPS = [
+    "SAMPLESHEET_CHECK",
+    "REFERENCE",
+    "BINS",
+    "KALLISTO_INDEX",
+    "FASTQ_CHECK",
+    "KALLISTO_QUANT",
+    "GENE_TPM",
+    "PEAK_BINS",
+    "DATASET",
+]
+
 
 @dataclass
 class RunParams:
@@ -57,9 +70,16 @@ class Runner:
         self.p = params
         self.out = Path(params.outdir)
         self.cache = StepCache(self.out)
+        self.executed: list[str] = []  # step kinds, in order: compared with main.nf in tests
+
+    def record(self, name: str) -> None:
+        kind = name.split(".")[0].upper()
+        if kind not in self.executed:
+            self.executed.append(kind)
 
     def step(self, name: str, key: str, outputs: list[Path], action) -> bool:
         """Run `action` unless the same step already completed; True when it ran."""
+        self.record(name)
         if self.cache.is_done(name, key, outputs):
             log.info("%s: complete, skipped", name)
             return False
@@ -82,6 +102,7 @@ class Runner:
                 "yet, download it and give the local path"
             )
         check_local_inputs(samples)
+        self.record("samplesheet_check")
         require_file(p.gtf, "GTF")
         require_file(p.chrom_sizes, "chrom sizes")
         region = parse_region(p.region, read_chrom_sizes(p.chrom_sizes)) if p.region else None
@@ -164,6 +185,7 @@ class Runner:
             key = fingerprint(
                 index, *s.rna_1, *s.rna_2, **({} if s.paired else {"l": flen, "s": fsd})
             )
+            self.record("fastq_check")  # checked inside the quant step, right before kallisto
             self.step(f"kallisto_quant.{s.sample}", key, [quant], quantify)
 
         tpm_out = self.gene_tpm_path(s)

@@ -18,6 +18,8 @@ from .files import read_text
 from .ids import SAMPLE_ID
 
 COLUMNS = ["sample", "group", "rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd"]
+# provenance: where a row came from (encode-samplesheet); single_end: written by write_validated.
+EXTRA_COLUMNS = ("provenance", "single_end")
 REMOTE = re.compile(r"^(https?://|ftp://|ENCFF[0-9]{3}[A-Z]{3}$|[SED]RR[0-9]{6,}$)")
 
 
@@ -70,15 +72,21 @@ def _number(value: str, column: str, where: str) -> float | None:
     return number
 
 
-def read_samplesheet(path: str | Path, require_rna: bool = True) -> list[Sample]:
-    """Parse and validate; every problem names the samplesheet line."""
+def read_samplesheet(
+    path: str | Path, require_rna: bool = True, base_dir: str | Path | None = None
+) -> list[Sample]:
+    """Parse and validate; every problem names the samplesheet line.
+
+    `base_dir` is where relative paths resolve (default: the samplesheet's folder);
+    Nextflow passes the folder of the samplesheet the user gave, not of its staged copy.
+    """
     path = Path(path)
     text = read_text(path, "samplesheet").replace("\r\n", "\n").replace("\r", "\n")
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise GexpError(f"samplesheet {path}: empty file")
     header = [h.strip() for h in rows[0]]
-    unknown = [h for h in header if h not in COLUMNS and h != "provenance"]
+    unknown = [h for h in header if h not in COLUMNS and h not in EXTRA_COLUMNS]
     if unknown:
         raise GexpError(
             f"samplesheet {path}: unknown column(s) {', '.join(unknown)}; "
@@ -90,7 +98,7 @@ def read_samplesheet(path: str | Path, require_rna: bool = True) -> list[Sample]
     if "rna_1" not in header and "rna_tpm" not in header and require_rna:
         raise GexpError(f"samplesheet {path}: needs an 'rna_1' or 'rna_tpm' column")
 
-    base = path.resolve().parent
+    base = Path(base_dir).resolve() if base_dir else path.resolve().parent
     samples: list[Sample] = []
     seen: dict[str, int] = {}
     for lineno, row in enumerate(rows[1:], start=2):
@@ -156,3 +164,26 @@ def check_local_inputs(samples: list[Sample]) -> None:
             for value in values:
                 if not is_remote(value):
                     require_file(value, f"sample {s.sample} {column}")
+
+
+def write_validated(samples: list[Sample], out: str | Path) -> None:
+    """The samplesheet as the pipeline consumes it: absolute paths and explicit defaults."""
+    from .files import atomic_write
+
+    with atomic_write(out) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([*COLUMNS, "single_end"])
+        for s in samples:
+            writer.writerow(
+                [
+                    s.sample,
+                    s.group,
+                    ";".join(s.rna_1),
+                    ";".join(s.rna_2),
+                    s.rna_tpm,
+                    s.atac,
+                    "" if s.fragment_length is None else f"{s.fragment_length:g}",
+                    "" if s.fragment_sd is None else f"{s.fragment_sd:g}",
+                    str(bool(s.rna_1) and not s.paired).lower(),
+                ]
+            )

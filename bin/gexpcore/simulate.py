@@ -44,7 +44,6 @@ Reads
 from __future__ import annotations
 
 import csv
-import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .files import atomic_write
+from .files import atomic_write, deterministic_gzip
 
 log = logging.getLogger("gexp")
 
@@ -365,7 +364,7 @@ def _write_fastq(
     suffix = f"/{mate}\n" if mate else "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with gzip.open(tmp, "wb", compresslevel=1) as fh:
+    with open(tmp, "wb") as raw, deterministic_gzip(raw, level=1) as fh:
         fh.write(
             b"".join(
                 names[i].encode() + suffix.encode() + block[i * width : (i + 1) * width]

@@ -1,0 +1,118 @@
+#!/usr/bin/env nextflow
+/*
+ * gexp: predict gene expression from chromatin accessibility.
+ *
+ * The same steps as `gexp run`, as Nextflow processes: every process is a thin
+ * call of kallisto or of one `gexp` subcommand (bin/gexp), so the Python tests
+ * exercise exactly the code this pipeline runs.
+ */
+
+nextflow.enable.dsl = 2
+
+include { validateParameters; paramsSummaryLog } from 'plugin/nf-schema'
+
+include { SAMPLESHEET_CHECK } from './modules/local/samplesheet_check'
+include { REFERENCE         } from './modules/local/reference'
+include { BINS              } from './modules/local/bins'
+include { KALLISTO_INDEX    } from './modules/local/kallisto_index'
+include { FASTQ_CHECK       } from './modules/local/fastq_check'
+include { KALLISTO_QUANT    } from './modules/local/kallisto_quant'
+include { GENE_TPM          } from './modules/local/gene_tpm'
+include { PEAK_BINS         } from './modules/local/peak_bins'
+include { DATASET           } from './modules/local/dataset'
+
+// One row of the validated samplesheet (absolute paths, from `gexp samplesheet`) as a meta map.
+def sampleMeta(row) {
+    [
+        id             : row.sample,
+        group          : row.group,
+        single_end     : row.single_end == 'true',
+        fragment_length: row.fragment_length ?: params.fragment_length,
+        fragment_sd    : row.fragment_sd ?: params.fragment_sd,
+    ]
+}
+
+def runFiles(String runs) {
+    runs ? runs.tokenize(';').collect { file(it, checkIfExists: true) } : []
+}
+
+workflow GEXP {
+    take:
+    samplesheet // path: the user's samplesheet.csv
+
+    main:
+    ch_versions = Channel.empty()
+
+    // Nothing else starts until the samplesheet is valid: every input below waits for it.
+    SAMPLESHEET_CHECK(samplesheet, file(params.input).parent.toString())
+    ch_versions = ch_versions.mix(SAMPLESHEET_CHECK.out.versions)
+    ch_valid = SAMPLESHEET_CHECK.out.csv
+    ch_rows = ch_valid.splitCsv(header: true)
+
+    ch_gtf = ch_valid.map { file(params.gtf, checkIfExists: true) }
+    ch_chrom_sizes = ch_valid.map { file(params.chrom_sizes, checkIfExists: true) }.first()
+
+    REFERENCE(ch_gtf)
+    ch_versions = ch_versions.mix(REFERENCE.out.versions)
+
+    BINS(ch_chrom_sizes)
+    ch_versions = ch_versions.mix(BINS.out.versions)
+
+    ch_fastq = ch_rows
+        .filter { row -> row.rna_1 }
+        .map { row -> [ sampleMeta(row), runFiles(row.rna_1), runFiles(row.rna_2) ] }
+    ch_quant_tables = ch_rows
+        .filter { row -> row.rna_tpm }
+        .map { row -> [ sampleMeta(row), file(row.rna_tpm, checkIfExists: true) ] }
+    ch_atac = ch_rows
+        .map { row -> [ sampleMeta(row), file(row.atac, checkIfExists: true) ] }
+
+    // The index is built once, and only when some sample has reads.
+    ch_transcriptome = ch_fastq.first().map { file(params.transcriptome, checkIfExists: true) }
+    KALLISTO_INDEX(ch_transcriptome)
+    ch_versions = ch_versions.mix(KALLISTO_INDEX.out.versions)
+
+    FASTQ_CHECK(ch_fastq)
+    ch_versions = ch_versions.mix(FASTQ_CHECK.out.versions.first())
+
+    ch_reads = ch_fastq
+        .join(FASTQ_CHECK.out.checked)
+        .map { meta, read1, read2, _checked ->
+            [ meta, meta.single_end ? read1 : [read1, read2].transpose().flatten() ]
+        }
+    KALLISTO_QUANT(ch_reads, KALLISTO_INDEX.out.index.first())
+    ch_versions = ch_versions.mix(KALLISTO_QUANT.out.versions.first())
+
+    GENE_TPM(
+        KALLISTO_QUANT.out.abundance.mix(ch_quant_tables),
+        REFERENCE.out.tx2gene.first(),
+        REFERENCE.out.genes.first()
+    )
+    ch_versions = ch_versions.mix(GENE_TPM.out.versions.first())
+
+    PEAK_BINS(ch_atac, BINS.out.bins.first(), ch_chrom_sizes)
+    ch_versions = ch_versions.mix(PEAK_BINS.out.versions.first())
+
+    DATASET(
+        GENE_TPM.out.tpm.map { _meta, tpm -> tpm }.collect(),
+        PEAK_BINS.out.accessibility.map { _meta, acc -> acc }.collect(),
+        BINS.out.bins,
+        REFERENCE.out.genes,
+        ch_valid
+    )
+    ch_versions = ch_versions.mix(DATASET.out.versions)
+
+    ch_versions
+        .unique()
+        .collectFile(name: 'versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
+
+    emit:
+    dataset  = DATASET.out.dataset
+    gene_tpm = DATASET.out.gene_tpm
+}
+
+workflow {
+    validateParameters()
+    log.info paramsSummaryLog(workflow)
+    GEXP(file(params.input, checkIfExists: true))
+}

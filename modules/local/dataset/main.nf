@@ -1,0 +1,51 @@
+process DATASET {
+    tag "${expression.size()} samples"
+    label 'process_medium'
+
+    conda "${moduleDir}/../../../envs/gexp.yml"
+    container "${ params.gexp_container }"
+
+    input:
+    path expression   , stageAs: 'inputs/expression/*'
+    path accessibility, stageAs: 'inputs/accessibility/*'
+    path bins
+    path genes
+    path samplesheet
+
+    output:
+    path "dataset"                , emit: dataset
+    path "expression/gene_tpm.tsv", emit: gene_tpm
+    path "versions.yml"           , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    gexp dataset \\
+        --bins $bins \\
+        --genes $genes \\
+        --expression $expression \\
+        --accessibility $accessibility \\
+        --samplesheet $samplesheet \\
+        --outdir . \\
+        $args
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        gexp: \$(gexp --version | sed 's/^gexp //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p dataset expression
+    touch dataset/accessibility.npz dataset/expression.tsv dataset/genes.tsv dataset/samples.tsv dataset/bins.bed dataset/qc.json expression/gene_tpm.tsv
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        gexp: \$(gexp --version | sed 's/^gexp //')
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,53 @@
+process KALLISTO_QUANT {
+    tag "$meta.id"
+    label 'process_medium'
+
+    conda "${moduleDir}/../../../envs/kallisto.yml"
+    container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
+        'https://depot.galaxyproject.org/singularity/kallisto:0.48.0--h15996b6_2' :
+        'biocontainers/kallisto:0.48.0--h15996b6_2' }"
+
+    input:
+    tuple val(meta), path(reads)
+    path index
+
+    output:
+    tuple val(meta), path("${prefix}/abundance.tsv") , emit: abundance
+    tuple val(meta), path("${prefix}/run_info.json") , emit: run_info
+    path "versions.yml"                              , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    // Paired runs arrive interleaved (r1a r2a r1b r2b), the order kallisto pairs them in.
+    def single = meta.single_end ? "--single -l ${meta.fragment_length} -s ${meta.fragment_sd}" : ''
+    """
+    kallisto quant \\
+        -i $index \\
+        -o $prefix \\
+        -t $task.cpus \\
+        $single \\
+        $args \\
+        $reads
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        kallisto: \$(kallisto version | sed 's/^kallisto, version //')
+    END_VERSIONS
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    mkdir -p $prefix
+    touch $prefix/abundance.tsv $prefix/run_info.json
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        kallisto: \$(kallisto version | sed 's/^kallisto, version //')
+    END_VERSIONS
+    """
+}
