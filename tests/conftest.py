@@ -53,3 +53,31 @@ def reference(sim, tmp_path_factory) -> Path:
     proc = run_gexp("reference", "--gtf", sim / "reference" / "genes.gtf.gz", "--outdir", out)
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def gexp_run(sim: Path, sheet: Path, outdir: Path, *extra: object) -> subprocess.CompletedProcess:
+    """`gexp run` on a simulated cohort's reference."""
+    ref = sim / "reference"
+    return run_gexp(
+        "run",
+        "--input",
+        sheet,
+        "--transcriptome",
+        ref / "transcripts.fa.gz",
+        "--gtf",
+        ref / "genes.gtf.gz",
+        "--chrom-sizes",
+        ref / "chrom.sizes",
+        "--outdir",
+        outdir,
+        *extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_result(sim, tmp_path_factory) -> Path:
+    """One complete `gexp run` on the small cohort, shared read-only by several suites."""
+    out = tmp_path_factory.mktemp("res")
+    proc = gexp_run(sim, sim / "samplesheet.csv", out, "--threads", 2)
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import assert_nothing_written, assert_user_error, run_gexp
+from conftest import assert_nothing_written, assert_user_error, gexp_run, run_gexp
 
 
 def sheet_from(sim, tmp_path, edit=None, text=None):
@@ -22,24 +22,6 @@ def sheet_from(sim, tmp_path, edit=None, text=None):
     path = tmp_path / "samplesheet.csv"
     path.write_text(text if text is not None else sheet.to_csv(index=False))
     return path
-
-
-def gexp_run(sim, sheet, outdir, *extra):
-    ref = sim / "reference"
-    return run_gexp(
-        "run",
-        "--input",
-        sheet,
-        "--transcriptome",
-        ref / "transcripts.fa.gz",
-        "--gtf",
-        ref / "genes.gtf.gz",
-        "--chrom-sizes",
-        ref / "chrom.sizes",
-        "--outdir",
-        outdir,
-        *extra,
-    )
 
 
 @pytest.fixture

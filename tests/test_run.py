@@ -9,29 +9,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_gexp
+from conftest import gexp_run
 
 pytestmark = pytest.mark.slow
-
-
-def gexp_run(sim, sheet, outdir, *extra):
-    ref = sim / "reference"
-    return run_gexp(
-        "run",
-        "--input",
-        sheet,
-        "--transcriptome",
-        ref / "transcripts.fa.gz",
-        "--gtf",
-        ref / "genes.gtf.gz",
-        "--chrom-sizes",
-        ref / "chrom.sizes",
-        "--outdir",
-        outdir,
-        "--threads",
-        2,
-        *extra,
-    )
 
 
 def log1p_pearson(truth: pd.DataFrame, observed: pd.DataFrame) -> float:
@@ -41,12 +21,9 @@ def log1p_pearson(truth: pd.DataFrame, observed: pd.DataFrame) -> float:
     )
 
 
-@pytest.fixture(scope="module")
-def result(sim, tmp_path_factory):
-    out = tmp_path_factory.mktemp("res")
-    proc = gexp_run(sim, sim / "samplesheet.csv", out)
-    assert proc.returncode == 0, proc.stderr
-    return out
+@pytest.fixture
+def result(run_result):
+    return run_result
 
 
 def test_gene_tpm_matches_truth(sim, result):

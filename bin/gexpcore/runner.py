@@ -30,7 +30,13 @@ from .peak_bins import bin_bam, bin_peaks, is_bam, write_peak_bins
 from .quantify import kallisto_index, kallisto_quant
 from .reference import read_genes, read_tx2gene, write_reference
 from .resume import StepCache, fingerprint
-from .samplesheet import Sample, check_local_inputs, is_remote, read_samplesheet
+from .samplesheet import (
+    Sample,
+    check_local_inputs,
+    is_remote,
+    read_samplesheet,
+    write_validated,
+)
 from .versions import write_pipeline_info
 
 log = logging.getLogger("gexp")
@@ -102,6 +108,7 @@ class Runner:
                 "yet, download it and give the local path"
             )
         check_local_inputs(samples)
+        write_validated(samples, self.out / "pipeline_info" / "samplesheet.valid.csv")
         self.record("samplesheet_check")
         require_file(p.gtf, "GTF")
         require_file(p.chrom_sizes, "chrom sizes")
