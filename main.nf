@@ -12,6 +12,8 @@ nextflow.enable.dsl = 2
 include { validateParameters; paramsSummaryLog } from 'plugin/nf-schema'
 
 include { SAMPLESHEET_CHECK } from './modules/local/samplesheet_check'
+include { FETCH             } from './modules/local/fetch'
+include { LOCALISE          } from './modules/local/localise'
 include { REFERENCE         } from './modules/local/reference'
 include { BINS              } from './modules/local/bins'
 include { KALLISTO_INDEX    } from './modules/local/kallisto_index'
@@ -32,6 +34,17 @@ def sampleMeta(row) {
     ]
 }
 
+// The same rule as is_remote() in bin/gexpcore/samplesheet.py (a test compares them).
+def isRemote(String value) {
+    value ==~ '^(https?://|ftp://).*|^ENCFF[0-9]{3}[A-Z]{3}$|^[SED]RR[0-9]{6,}$'
+}
+
+def remoteSources(row) {
+    ['rna_1', 'rna_2', 'rna_tpm', 'atac']
+        .collectMany { column -> (row[column] ?: '').tokenize(';') }
+        .findAll { value -> isRemote(value) }
+}
+
 def runFiles(String runs) {
     runs ? runs.tokenize(';').collect { file(it, checkIfExists: true) } : []
 }
@@ -46,7 +59,22 @@ workflow GEXP {
     // Nothing else starts until the samplesheet is valid: every input below waits for it.
     SAMPLESHEET_CHECK(samplesheet, file(params.input).parent.toString())
     ch_versions = ch_versions.mix(SAMPLESHEET_CHECK.out.versions)
-    ch_valid = SAMPLESHEET_CHECK.out.csv
+
+    // Remote inputs (URLs, ENCODE files, SRA/ENA runs) are downloaded once each, verified,
+    // and the samplesheet is rewritten to point at the downloaded files.
+    ch_sources = SAMPLESHEET_CHECK.out.csv
+        .splitCsv(header: true)
+        .flatMap { row -> remoteSources(row) }
+        .unique()
+    FETCH(ch_sources)
+    ch_versions = ch_versions.mix(FETCH.out.versions.first())
+
+    LOCALISE(
+        SAMPLESHEET_CHECK.out.csv,
+        FETCH.out.files.map { _source, files -> files }.flatten().collect().ifEmpty([])
+    )
+    ch_versions = ch_versions.mix(LOCALISE.out.versions)
+    ch_valid = LOCALISE.out.csv
     ch_rows = ch_valid.splitCsv(header: true)
 
     ch_gtf = ch_valid.map { file(params.gtf, checkIfExists: true) }

@@ -58,6 +58,40 @@ def cmd_check_fastq(a: argparse.Namespace) -> None:
     print(reads)
 
 
+def _fetcher(a: argparse.Namespace):
+    from .fetch import Fetcher
+
+    return Fetcher(
+        encode_url=a.encode_url, ena_url=a.ena_url, retries=a.retries, backoff=a.retry_wait
+    )
+
+
+def cmd_fetch(a: argparse.Namespace) -> None:
+    for path in _fetcher(a).fetch(a.source, out=a.out, outdir=a.outdir):
+        print(path)
+
+
+def cmd_encode_samplesheet(a: argparse.Namespace) -> None:
+    from .encode_samplesheet import write_encode_samplesheet
+
+    write_encode_samplesheet(a.out, _fetcher(a), a.assembly, a.biosample_type, a.limit)
+
+
+def cmd_localise(a: argparse.Namespace) -> None:
+    from .samplesheet import (
+        fetched_files,
+        localise,
+        read_samplesheet,
+        remote_sources,
+        write_validated,
+    )
+
+    samples = read_samplesheet(a.input)
+    sources = remote_sources(samples)
+    samples = localise(samples, fetched_files(sources, a.fetched) if sources else {})
+    write_validated(samples, a.out)
+
+
 def cmd_reference(a: argparse.Namespace) -> None:
     from .reference import write_reference
 
@@ -114,8 +148,21 @@ def cmd_run(a: argparse.Namespace) -> None:
         min_score=a.min_score,
         fragment_length=a.fragment_length,
         fragment_sd=a.fragment_sd,
+        max_downloads=a.max_downloads,
     )
-    Runner(params).run()
+    Runner(params, fetcher=_fetcher(a)).run()
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encode-url", help="ENCODE portal (default $GEXP_ENCODE_URL or the portal)")
+    p.add_argument("--ena-url", help="ENA (default $GEXP_ENA_URL or ENA's)")
+    p.add_argument("--retries", type=int, default=5, help="retries per request or download")
+    p.add_argument(
+        "--retry-wait",
+        type=float,
+        default=1.0,
+        help="first backoff in seconds, doubled on each retry",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +203,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read1", required=True, nargs="+")
     p.add_argument("--read2", nargs="+")
     p.set_defaults(func=cmd_check_fastq)
+
+    p = sub.add_parser("fetch", help="download a URL, ENCODE file or SRA/ENA run, md5-checked")
+    p.add_argument("source", help="local path, http(s) URL, ENCFF… accession or SRR/ERR/DRR run")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="the file to write (a run's mates: _1, _2)")
+    where.add_argument("--outdir", type=Path, help="a folder; files keep their own names")
+    _network_options(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("encode-samplesheet", help="pair ENCODE ATAC-seq and RNA-seq by biosample")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--assembly", default="GRCh38")
+    p.add_argument("--biosample-type", help='e.g. "tissue", "cell line", "primary cell"')
+    p.add_argument("--limit", type=_positive_int, help="at most this many biosamples")
+    _network_options(p)
+    p.set_defaults(func=cmd_encode_samplesheet)
+
+    p = sub.add_parser("localise", help="point a samplesheet's remote sources at fetched files")
+    p.add_argument("--input", required=True, type=Path, help="validated samplesheet")
+    p.add_argument("--fetched", required=True, type=Path, help="folder of `gexp fetch --outdir`")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_localise)
 
     p = sub.add_parser("reference", help="tx2gene and gene table from a GTF")
     p.add_argument("--gtf", required=True, type=Path)
@@ -221,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="single-end kallisto default (samplesheet overrides)",
     )
     p.add_argument("--fragment-sd", type=float, default=20.0)
+    p.add_argument(
+        "--max-downloads",
+        type=_positive_int,
+        default=4,
+        help="downloads at once when fetching remote inputs",
+    )
+    _network_options(p)
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -21,7 +21,6 @@ from .dataset import (
     build_dataset,
     require_genes_in_bins,
 )
-from .errors import GexpError
 from .fastq_check import check_fastqs
 from .files import require_file
 from .gene_tpm import gene_tpm, write_gene_tpm
@@ -33,8 +32,10 @@ from .resume import StepCache, fingerprint
 from .samplesheet import (
     Sample,
     check_local_inputs,
-    is_remote,
+    fetched_files,
+    localise,
     read_samplesheet,
+    remote_sources,
     write_validated,
 )
 from .versions import write_pipeline_info
@@ -44,6 +45,8 @@ log = logging.getLogger("gexp")
 # The steps in the order both runners execute them; main.nf must call the same processes.
 STEPS = [
     "SAMPLESHEET_CHECK",
+    "FETCH",
+    "LOCALISE",
     "REFERENCE",
     "BINS",
     "KALLISTO_INDEX",
@@ -69,11 +72,13 @@ class RunParams:
     min_score: float | None = None
     fragment_length: float = 200.0
     fragment_sd: float = 20.0
+    max_downloads: int = 4
 
 
 class Runner:
-    def __init__(self, params: RunParams) -> None:
+    def __init__(self, params: RunParams, fetcher=None) -> None:
         self.p = params
+        self.fetcher = fetcher
         self.out = Path(params.outdir)
         self.cache = StepCache(self.out)
         self.executed: list[str] = []  # step kinds, in order: compared with main.nf in tests
@@ -96,20 +101,12 @@ class Runner:
     def run(self) -> Path:
         p = self.p
         samples = read_samplesheet(p.input)
-        remote = [
-            (s.sample, v)
-            for s in samples
-            for v in [*s.rna_1, *s.rna_2, s.rna_tpm, s.atac]
-            if v and is_remote(v)
-        ]
-        if remote:
-            raise GexpError(
-                f"sample {remote[0][0]}: '{remote[0][1]}' is remote; fetching is not available "
-                "yet, download it and give the local path"
-            )
-        check_local_inputs(samples)
-        write_validated(samples, self.out / "pipeline_info" / "samplesheet.valid.csv")
         self.record("samplesheet_check")
+        info = self.out / "pipeline_info"
+        write_validated(samples, info / "samplesheet.valid.csv")
+        samples = self.fetch(samples)
+        check_local_inputs(samples)
+        write_validated(samples, info / "samplesheet.local.csv")
         require_file(p.gtf, "GTF")
         require_file(p.chrom_sizes, "chrom sizes")
         region = parse_region(p.region, read_chrom_sizes(p.chrom_sizes)) if p.region else None
@@ -171,6 +168,23 @@ class Runner:
         write_pipeline_info(self.out, {k: str(v) for k, v in vars(p).items()})
         log.info("run complete: %s", self.out)
         return self.out
+
+    def fetch(self, samples: list[Sample]) -> list[Sample]:
+        """Download remote sources into fetch/ (verified files are reused), then localise."""
+        self.record("fetch")
+        sources = remote_sources(samples)
+        folder = self.out / "fetch"
+        if sources:
+            from .fetch import Fetcher
+
+            fetcher = self.fetcher or Fetcher()
+            log.info("fetch: %d remote input(s)", len(sources))
+            with ThreadPoolExecutor(max_workers=self.p.max_downloads) as pool:
+                futures = [pool.submit(fetcher.fetch, src, outdir=folder) for src in sources]
+                for future in futures:
+                    future.result()
+        self.record("localise")
+        return localise(samples, fetched_files(sources, folder) if sources else {})
 
     def gene_tpm_path(self, s: Sample) -> Path:
         return self.out / "expression" / "samples" / f"{s.sample}{EXPRESSION_SUFFIX}"

@@ -187,3 +187,70 @@ def write_validated(samples: list[Sample], out: str | Path) -> None:
                     str(bool(s.rna_1) and not s.paired).lower(),
                 ]
             )
+
+
+def remote_sources(samples: list[Sample]) -> list[str]:
+    """Every remote source in the samplesheet, once, in a stable order."""
+    found: dict[str, None] = {}
+    for s in samples:
+        for value in (*s.rna_1, *s.rna_2, s.rna_tpm, s.atac):
+            if value and is_remote(value):
+                found[value] = None
+    return list(found)
+
+
+def localise(samples: list[Sample], fetched: dict[str, list[str]]) -> list[Sample]:
+    """Replace remote sources by their downloaded files.
+
+    An SRA/ENA run in rna_1 that ENA serves as two files becomes read 1 and read 2.
+    """
+    from dataclasses import replace
+
+    def one(value: str, s: Sample, column: str) -> str:
+        files = fetched.get(value, [value]) if value else [value]
+        if len(files) != 1:
+            raise GexpError(f"sample {s.sample}: {column} '{value}' is paired-end; put it in rna_1")
+        return files[0]
+
+    result = []
+    for s in samples:
+        read1, read2 = [], []
+        for i, value in enumerate(s.rna_1):
+            files = fetched.get(value, [value])
+            if len(files) == 2:
+                if s.rna_2:
+                    raise GexpError(
+                        f"sample {s.sample}: run '{value}' is paired-end by itself; "
+                        "leave rna_2 empty"
+                    )
+                read1.append(files[0])
+                read2.append(files[1])
+            else:
+                read1.append(files[0])
+                if s.rna_2:
+                    read2.append(one(s.rna_2[i], s, "rna_2"))
+        if read2 and len(read2) != len(read1):
+            raise GexpError(f"sample {s.sample}: mixes single-end and paired-end runs")
+        result.append(
+            replace(
+                s,
+                rna_1=read1,
+                rna_2=read2,
+                rna_tpm=one(s.rna_tpm, s, "rna_tpm"),
+                atac=one(s.atac, s, "atac"),
+            )
+        )
+    return result
+
+
+def fetched_files(sources: list[str], folder: Path, verify: bool = False) -> dict[str, list[str]]:
+    """Map each remote source to its files in a fetch folder; fail naming a missing one."""
+    from .fetch import cached_files
+
+    mapping = {}
+    for source in sources:
+        files = cached_files(source, folder, verify=verify)
+        if not files:
+            raise GexpError(f"'{source}' has not been fetched into {folder}")
+        mapping[source] = [str(Path(f).resolve()) for f in files]
+    return mapping

@@ -1,0 +1,43 @@
+process LOCALISE {
+    tag "$samplesheet"
+    label 'process_single'
+
+    conda "${moduleDir}/../../../envs/gexp.yml"
+    container "${ params.gexp_container }"
+
+    input:
+    path samplesheet
+    path fetched, stageAs: 'fetched/*'
+
+    output:
+    path "samplesheet.local.csv", emit: csv
+    path "versions.yml"         , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    gexp localise \\
+        --input $samplesheet \\
+        --fetched fetched \\
+        --out samplesheet.local.csv \\
+        $args
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        gexp: \$(gexp --version | sed 's/^gexp //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    cp $samplesheet samplesheet.local.csv
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        gexp: \$(gexp --version | sed 's/^gexp //')
+    END_VERSIONS
+    """
+}
