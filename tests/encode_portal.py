@@ -52,7 +52,7 @@ class Server:
         handler = type("Handler", (_Handler,), {"server_state": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -82,9 +82,15 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         path, query = parts.path, parse_qs(parts.query)
         with state.lock:
-            state.requests.append(Request(time.monotonic(), path, query,
-                                          "Authorization" in self.headers,
-                                          self.headers.get("Range")))
+            state.requests.append(
+                Request(
+                    time.monotonic(),
+                    path,
+                    query,
+                    "Authorization" in self.headers,
+                    self.headers.get("Range"),
+                )
+            )
             fault = state.faults[path].pop(0) if state.faults.get(path) else "ok"
         if fault in ("503", "404"):
             return self._status(int(fault))
@@ -98,8 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, body, "application/json")
         if path in state.text:
             value = state.text[path]
-            return self._send(200, (value(query) if callable(value) else value).encode(),
-                              "text/plain")
+            return self._send(
+                200, (value(query) if callable(value) else value).encode(), "text/plain"
+            )
         if path in state.blobs:
             return self._blob(state.blobs[path], fault)
         return self._status(404)
@@ -151,14 +158,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 # -- ENCODE objects built from the fixtures ------------------------------------------------
 
+
 def file_object(template: str | dict, accession: str, data: bytes, ext: str, **fields) -> dict:
     """A portal File object of the fixture's shape, describing `data`."""
     obj = copy.deepcopy(fixture(f"derived/{template}") if isinstance(template, str) else template)
-    obj.update({
-        "accession": accession, "@id": f"/files/{accession}/", "title": accession,
-        "href": f"/files/{accession}/@@download/{accession}{ext}",
-        "md5sum": hashlib.md5(data).hexdigest(), "file_size": len(data), "status": "released",
-    })
+    obj.update(
+        {
+            "accession": accession,
+            "@id": f"/files/{accession}/",
+            "title": accession,
+            "href": f"/files/{accession}/@@download/{accession}{ext}",
+            "md5sum": hashlib.md5(data).hexdigest(),
+            "file_size": len(data),
+            "status": "released",
+        }
+    )
     obj.update(fields)
     return obj
 
@@ -176,23 +190,45 @@ def ena_report(rows: list[tuple[str, list[str], list[bytes]]], host: str) -> str
     """ENA filereport TSV; fastq_ftp paths have no scheme, as ENA writes them."""
     lines = ["run_accession\tfastq_ftp\tfastq_md5\tfastq_bytes"]
     for run, names, blobs in rows:
-        lines.append("\t".join([
-            run, ";".join(f"{host}/vol1/fastq/{run}/{n}" for n in names),
-            ";".join(hashlib.md5(b).hexdigest() for b in blobs),
-            ";".join(str(len(b)) for b in blobs),
-        ]))
+        lines.append(
+            "\t".join(
+                [
+                    run,
+                    ";".join(f"{host}/vol1/fastq/{run}/{n}" for n in names),
+                    ";".join(hashlib.md5(b).hexdigest() for b in blobs),
+                    ";".join(str(len(b)) for b in blobs),
+                ]
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
-def experiment(template: str, accession: str, assay_title: str, biosample: str,
-               classification: str, donor: str, files: list[dict]) -> dict:
+def experiment(
+    template: str,
+    accession: str,
+    assay_title: str,
+    biosample: str,
+    classification: str,
+    donor: str,
+    files: list[dict],
+) -> dict:
     """An embedded Experiment of the fixture's shape with the given identity and files."""
     exp = copy.deepcopy(fixture(template))
-    exp.update({"accession": accession, "@id": f"/experiments/{accession}/",
-                "assay_title": assay_title, "status": "released", "files": files})
+    exp.update(
+        {
+            "accession": accession,
+            "@id": f"/experiments/{accession}/",
+            "assay_title": assay_title,
+            "status": "released",
+            "files": files,
+        }
+    )
     exp["assay_term_name"] = "ATAC-seq" if assay_title == "ATAC-seq" else "RNA-seq"
-    exp["biosample_ontology"] = {**exp.get("biosample_ontology", {}), "term_name": biosample,
-                                 "classification": classification}
+    exp["biosample_ontology"] = {
+        **exp.get("biosample_ontology", {}),
+        "term_name": biosample,
+        "classification": classification,
+    }
     for rep in exp.get("replicates", []):
         rep["library"]["biosample"]["donor"]["accession"] = donor
         rep["library"]["biosample"]["donor"]["@id"] = f"/human-donors/{donor}/"
@@ -201,13 +237,23 @@ def experiment(template: str, accession: str, assay_title: str, biosample: str,
 
 def search_page(hits: list[dict]) -> dict:
     """A search response shaped like the fixture's: @graph of summary objects, total, …"""
-    page = {k: v for k, v in fixture("search_Dataset_HomoSapiens_limit50_2016.json").items()
-            if k not in ("@graph", "facets", "total")}
+    page = {
+        k: v
+        for k, v in fixture("search_Dataset_HomoSapiens_limit50_2016.json").items()
+        if k not in ("@graph", "facets", "total")
+    }
     page["@graph"] = [
-        {"@id": e["@id"], "@type": ["Experiment", "Dataset", "Item"], "accession": e["accession"],
-         "assay_title": e["assay_title"], "status": e["status"],
-         "biosample_ontology": {"term_name": e["biosample_ontology"]["term_name"],
-                                "classification": e["biosample_ontology"]["classification"]}}
+        {
+            "@id": e["@id"],
+            "@type": ["Experiment", "Dataset", "Item"],
+            "accession": e["accession"],
+            "assay_title": e["assay_title"],
+            "status": e["status"],
+            "biosample_ontology": {
+                "term_name": e["biosample_ontology"]["term_name"],
+                "classification": e["biosample_ontology"]["classification"],
+            },
+        }
         for e in hits
     ]
     page["total"] = len(hits)

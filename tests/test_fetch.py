@@ -27,20 +27,33 @@ def storage():
 
 
 def fetch(portal, *args):
-    return run_gexp("fetch", *args, "--encode-url", portal.url, "--ena-url", portal.url,
-                    "--retries", 3, "--retry-wait", 0.01)
+    return run_gexp(
+        "fetch",
+        *args,
+        "--encode-url",
+        portal.url,
+        "--ena-url",
+        portal.url,
+        "--retries",
+        3,
+        "--retry-wait",
+        0.01,
+    )
 
 
 def encode_file(portal, storage, acc="ENCFF769VDQ", data=DATA):
-    obj = file_object("file_bed_narrowPeak_conservativeIDR_GRCh38_ENCFF769VDQ.json", acc, data,
-                      ".bed.gz")
+    obj = file_object(
+        "file_bed_narrowPeak_conservativeIDR_GRCh38_ENCFF769VDQ.json", acc, data, ".bed.gz"
+    )
     serve_encode_file(portal, storage, obj, data)
     return obj, f"/bucket/{acc}/{acc}.bed.gz"
 
 
 def assert_verified(path, data=DATA):
     assert path.read_bytes() == data
-    assert path.with_name(path.name + ".md5").read_text().split()[0] == hashlib.md5(data).hexdigest()
+    assert (
+        path.with_name(path.name + ".md5").read_text().split()[0] == hashlib.md5(data).hexdigest()
+    )
     assert not path.with_name(path.name + ".part").exists()
 
 
@@ -146,11 +159,14 @@ def test_404_fails_clearly(portal, tmp_path):
     assert len(portal.requests) == 1  # a 404 is not retried
 
 
-@pytest.mark.parametrize("source, message", [
-    ("ENCSR552YGL", "ENCODE accession but not of a file"),
-    ("hello", "not a local file, an http(s) URL, an ENCODE file accession"),
-    ("ftp://ftp.sra.ebi.ac.uk/vol1/x.fastq.gz", "ftp:// is not supported"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("ENCSR552YGL", "ENCODE accession but not of a file"),
+        ("hello", "not a local file, an http(s) URL, an ENCODE file accession"),
+        ("ftp://ftp.sra.ebi.ac.uk/vol1/x.fastq.gz", "ftp:// is not supported"),
+    ],
+)
 def test_unknown_source_strings(portal, tmp_path, source, message):
     proc = fetch(portal, source, "--out", tmp_path / "x")
     assert_user_error(proc, message)
@@ -180,8 +196,9 @@ def test_verified_file_is_not_downloaded_again(portal, storage, tmp_path):
 def test_plain_url(storage, tmp_path):
     storage.blobs["/data/peaks.bed.gz"] = DATA
     storage.faults["/data/peaks.bed.gz"] = ["drop"]
-    proc = run_gexp("fetch", f"{storage.url}/data/peaks.bed.gz", "--outdir", tmp_path,
-                    "--retry-wait", 0.01)
+    proc = run_gexp(
+        "fetch", f"{storage.url}/data/peaks.bed.gz", "--outdir", tmp_path, "--retry-wait", 0.01
+    )
     assert proc.returncode == 0, proc.stderr
     (path,) = [p for p in tmp_path.iterdir() if not p.name.endswith(".md5")]
     assert path.name.endswith("_peaks.bed.gz")
@@ -202,7 +219,8 @@ def test_sra_run_paired_end_from_ena(portal, storage, tmp_path):
     r1, r2 = gzip.compress(b"@r1\nACGT\n+\nIIII\n"), gzip.compress(b"@r1\nTTTT\n+\nIIII\n")
     host = storage.url.split("://")[1]
     portal.text["/portal/api/filereport"] = ena_report(
-        [("SRR6213974", ["SRR6213974_1.fastq.gz", "SRR6213974_2.fastq.gz"], [r1, r2])], host)
+        [("SRR6213974", ["SRR6213974_1.fastq.gz", "SRR6213974_2.fastq.gz"], [r1, r2])], host
+    )
     storage.blobs["/vol1/fastq/SRR6213974/SRR6213974_1.fastq.gz"] = r1
     storage.blobs["/vol1/fastq/SRR6213974/SRR6213974_2.fastq.gz"] = r2
     storage.faults["/vol1/fastq/SRR6213974/SRR6213974_2.fastq.gz"] = ["503"]
@@ -228,8 +246,10 @@ def test_portal_requests_stay_under_ten_per_second(portal):
     for i in range(25):
         portal.json[f"/files/ENCFF{i:03d}AAA/"] = {"accession": f"ENCFF{i:03d}AAA"}
     fetcher = Fetcher(encode_url=portal.url, retries=0)
-    threads = [threading.Thread(target=fetcher.encode_json, args=(f"/files/ENCFF{i:03d}AAA/", "t"))
-               for i in range(25)]
+    threads = [
+        threading.Thread(target=fetcher.encode_json, args=(f"/files/ENCFF{i:03d}AAA/", "t"))
+        for i in range(25)
+    ]
     for t in threads:
         t.start()
     for t in threads:

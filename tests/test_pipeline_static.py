@@ -346,11 +346,23 @@ def test_gpu_and_container_documentation_exists():
     assert "envs/gexp.Dockerfile" in readme
 
 
-@pytest.mark.parametrize("value", [
-    "ENCFF719JFL", "ENCFF71JFL", "SRR6213974", "ERR000001", "DRR123456", "SRR123",
-    "https://example.org/a.bed.gz", "http://x/y", "ftp://x/y", "data/a.bed", "ENCSR552YGL",
-    "/abs/ENCFF719JFL.bed.gz",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "ENCFF719JFL",
+        "ENCFF71JFL",
+        "SRR6213974",
+        "ERR000001",
+        "DRR123456",
+        "SRR123",
+        "https://example.org/a.bed.gz",
+        "http://x/y",
+        "ftp://x/y",
+        "data/a.bed",
+        "ENCSR552YGL",
+        "/abs/ENCFF719JFL.bed.gz",
+    ],
+)
 def test_main_nf_remote_rule_is_the_python_rule(value):
     from gexpcore.samplesheet import is_remote
 

@@ -78,8 +78,10 @@ def _experiment(exp: dict) -> Experiment:
 
 def pick_peaks(exp: Experiment, assembly: str) -> dict | None:
     candidates = [
-        f for f in exp.files
-        if f.get("file_type") == "bed narrowPeak" and f.get("assembly") == assembly
+        f
+        for f in exp.files
+        if f.get("file_type") == "bed narrowPeak"
+        and f.get("assembly") == assembly
         and f.get("status") == "released"
         and (f.get("preferred_default") or f.get("output_type") in PEAK_PREFERENCE)
     ]
@@ -136,15 +138,19 @@ def _sample_id(biosample: str, taken: set[str]) -> str:
 
 
 class EncodeSamplesheet:
-    def __init__(self, fetcher: Fetcher, assembly: str = "GRCh38",
-                 biosample_type: str | None = None) -> None:
+    def __init__(
+        self, fetcher: Fetcher, assembly: str = "GRCh38", biosample_type: str | None = None
+    ) -> None:
         self.fetcher, self.assembly, self.biosample_type = fetcher, assembly, biosample_type
 
     def search(self, assays: tuple[str, ...]) -> list[str]:
-        query = [("type", "Experiment"), *(("assay_title", a) for a in assays),
-                 ("status", "released"),
-                 ("replicates.library.biosample.donor.organism.scientific_name", "Homo sapiens"),
-                 ("limit", "all")]
+        query = [
+            ("type", "Experiment"),
+            *(("assay_title", a) for a in assays),
+            ("status", "released"),
+            ("replicates.library.biosample.donor.organism.scientific_name", "Homo sapiens"),
+            ("limit", "all"),
+        ]
         if self.biosample_type:
             query.append(("biosample_ontology.classification", self.biosample_type))
         page = self.fetcher.encode_json(f"/search/?{urlencode(query)}", "ENCODE search")
@@ -171,8 +177,9 @@ class EncodeSamplesheet:
         biosamples = sorted({key(e) for e in atac} | {key(e) for e in rna})
         rows, skipped, taken = [], Counter(), set()
         for biosample in biosamples:
-            peaks = [(e, p) for e in atac if key(e) == biosample
-                     if (p := pick_peaks(e, self.assembly))]
+            peaks = [
+                (e, p) for e in atac if key(e) == biosample if (p := pick_peaks(e, self.assembly))
+            ]
             reads = [(e, r) for e in rna if key(e) == biosample if (r := pick_fastqs(e))]
             if not any(key(e) == biosample for e in atac):
                 skipped["no ATAC-seq experiment"] += 1
@@ -193,17 +200,29 @@ class EncodeSamplesheet:
         atac, peak, rna, (read1, read2) = shared[0] if shared else (*peaks[0], *reads[0])
         donor = "same donor" if shared else "donor differs or unknown"
         return {
-            "sample": _sample_id(biosample[0], taken), "group": biosample[1],
-            "rna_1": ";".join(read1), "rna_2": ";".join(read2), "rna_tpm": "",
-            "atac": peak["accession"], "fragment_length": "", "fragment_sd": "",
-            "provenance": (f"ATAC-seq {atac.accession} {peak['accession']} "
-                           f"({peak.get('output_type')}); RNA-seq {rna.accession} "
-                           f"{' '.join(read1 + read2)}; {donor}"),
+            "sample": _sample_id(biosample[0], taken),
+            "group": biosample[1],
+            "rna_1": ";".join(read1),
+            "rna_2": ";".join(read2),
+            "rna_tpm": "",
+            "atac": peak["accession"],
+            "fragment_length": "",
+            "fragment_sd": "",
+            "provenance": (
+                f"ATAC-seq {atac.accession} {peak['accession']} "
+                f"({peak.get('output_type')}); RNA-seq {rna.accession} "
+                f"{' '.join(read1 + read2)}; {donor}"
+            ),
         }
 
 
-def write_encode_samplesheet(out: str | Path, fetcher: Fetcher, assembly: str = "GRCh38",
-                             biosample_type: str | None = None, limit: int | None = None) -> int:
+def write_encode_samplesheet(
+    out: str | Path,
+    fetcher: Fetcher,
+    assembly: str = "GRCh38",
+    biosample_type: str | None = None,
+    limit: int | None = None,
+) -> int:
     rows, skipped = EncodeSamplesheet(fetcher, assembly, biosample_type).build(limit)
     reasons = ", ".join(f"{n} {why}" for why, n in skipped.most_common()) or "none"
     if not rows:
@@ -212,6 +231,7 @@ def write_encode_samplesheet(out: str | Path, fetcher: Fetcher, assembly: str = 
         writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, "provenance"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    log.info("ENCODE: paired %d biosample(s); skipped %d (%s)", len(rows),
-             sum(skipped.values()), reasons)
+    log.info(
+        "ENCODE: paired %d biosample(s); skipped %d (%s)", len(rows), sum(skipped.values()), reasons
+    )
     return len(rows)

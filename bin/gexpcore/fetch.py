@@ -378,7 +378,7 @@ class Fetcher:
                         fh.write(chunk)
                         written += len(chunk)
                         bar.update(len(chunk))
-                except (requests.RequestException, OSError) as exc:
+                except (requests.RequestException, OSError):
                     raise Retryable("connection lost before the end of the file") from None
             if expected is not None and written < int(expected):
                 raise Retryable(f"body ended after {written} of {expected} bytes")

@@ -101,11 +101,11 @@ class Runner:
     def run(self) -> Path:
         p = self.p
         samples = read_samplesheet(p.input)
+        check_local_inputs(samples)  # remote ones are checked by fetching them
         self.record("samplesheet_check")
         info = self.out / "pipeline_info"
         write_validated(samples, info / "samplesheet.valid.csv")
         samples = self.fetch(samples)
-        check_local_inputs(samples)
         write_validated(samples, info / "samplesheet.local.csv")
         require_file(p.gtf, "GTF")
         require_file(p.chrom_sizes, "chrom sizes")
