@@ -22,6 +22,8 @@ include { KALLISTO_QUANT    } from './modules/local/kallisto_quant'
 include { GENE_TPM          } from './modules/local/gene_tpm'
 include { PEAK_BINS         } from './modules/local/peak_bins'
 include { DATASET           } from './modules/local/dataset'
+include { TRAIN             } from './modules/local/train'
+include { REPORT            } from './modules/local/report'
 
 // One row of the validated samplesheet (absolute paths, from `gexp samplesheet`) as a meta map.
 def sampleMeta(row) {
@@ -111,8 +113,9 @@ workflow GEXP {
     KALLISTO_QUANT(ch_reads, KALLISTO_INDEX.out.index.first())
     ch_versions = ch_versions.mix(KALLISTO_QUANT.out.versions.first())
 
+    ch_abundance = KALLISTO_QUANT.out.results.map { meta, dir -> [ meta, dir.resolve('abundance.tsv') ] }
     GENE_TPM(
-        KALLISTO_QUANT.out.abundance.mix(ch_quant_tables),
+        ch_abundance.mix(ch_quant_tables),
         REFERENCE.out.tx2gene.first(),
         REFERENCE.out.genes.first()
     )
@@ -130,6 +133,18 @@ workflow GEXP {
     )
     ch_versions = ch_versions.mix(DATASET.out.versions)
 
+    // Cross-validated models (on a GPU with -profile gpu), then the HTML report.
+    TRAIN(DATASET.out.dataset)
+    ch_versions = ch_versions.mix(TRAIN.out.versions)
+
+    REPORT(
+        DATASET.out.dataset,
+        TRAIN.out.model,
+        KALLISTO_QUANT.out.results.map { _meta, dir -> dir }.collect().ifEmpty([]),
+        ch_valid
+    )
+    ch_versions = ch_versions.mix(REPORT.out.versions)
+
     ch_versions
         .unique()
         .collectFile(name: 'versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
@@ -137,6 +152,8 @@ workflow GEXP {
     emit:
     dataset  = DATASET.out.dataset
     gene_tpm = DATASET.out.gene_tpm
+    model    = TRAIN.out.model
+    report   = REPORT.out.html
 }
 
 workflow {

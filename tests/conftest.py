@@ -55,6 +55,10 @@ def reference(sim, tmp_path_factory) -> Path:
     return out
 
 
+# Full-length training is for real runs; the tests check behaviour, not convergence.
+FAST_TRAINING = ("--mlp-epochs", 50, "--window-epochs", 5)
+
+
 def gexp_run(sim: Path, sheet: Path, outdir: Path, *extra: object) -> subprocess.CompletedProcess:
     """`gexp run` on a simulated cohort's reference."""
     ref = sim / "reference"

@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_gexp
+from conftest import FAST_TRAINING, ROOT, run_gexp
 from encode_portal import Server, ena_report, file_object, serve_encode_file
 from nextflow_source import processes
 
@@ -66,10 +66,10 @@ def remote_samplesheet(tmp_path, storage: Server):
         f"{storage.url}/data/S002.narrowPeak.gz",
     ]
     sheet.loc["S003", ["rna_1", "atac"]] = ["ENCFF961HXV", "ENCFF286HTI"]
-    for col in ("rna_1", "rna_2", "atac"):
-        sheet.loc["S004", col] = (
-            str(DATA / sheet.loc["S004", col]) if sheet.loc["S004", col] else ""
-        )
+    for sample in ("S004", "S005", "S006"):  # local files, beside the remote ones
+        for col in ("rna_1", "rna_2", "atac"):
+            value = sheet.loc[sample, col]
+            sheet.loc[sample, col] = str(DATA / value) if value else ""
     path = tmp_path / "remote.csv"
     sheet.reset_index().to_csv(path, index=False)
     return path
@@ -95,6 +95,7 @@ def run(sheet, outdir, portal):
         portal.url,
         "--retry-wait",
         0.01,
+        *FAST_TRAINING,
     )
 
 

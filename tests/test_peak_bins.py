@@ -154,7 +154,17 @@ def test_min_score_filters_peaks(tmp_path, genome):
     peaks.to_csv(path, sep="\t", header=False, index=False)
     out = tmp_path / "S.tsv.gz"
     proc = run_gexp(
-        "peak-bins", "--peaks", path, "--bins", bins_path, "--min-score", 500, "--out", out
+        "peak-bins",
+        "--peaks",
+        path,
+        "--bins",
+        bins_path,
+        "--min-score",
+        500,
+        "--mode",
+        "binary",
+        "--out",
+        out,
     )
     assert proc.returncode == 0, proc.stderr
     bins = pd.read_csv(bins_path, sep="\t", header=None, names=["chrom", "start", "end", "bin"])

@@ -132,6 +132,49 @@ def cmd_dataset(a: argparse.Namespace) -> None:
     build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)
 
 
+def _models(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _epochs(a: argparse.Namespace) -> dict[str, int]:
+    epochs = {}
+    if a.mlp_epochs:
+        epochs["seed_mlp"] = a.mlp_epochs
+    if a.window_epochs:
+        epochs["gene_window"] = a.window_epochs
+    return epochs
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from .train import train_models
+
+    train_models(
+        a.dataset,
+        a.outdir,
+        _models(a.models),
+        cv=a.cv,
+        device=a.device,
+        seed=a.seed,
+        window=a.window,
+        threads=a.threads,
+        epochs=_epochs(a),
+        early_stopping=a.early_stopping,
+        peak_mode=a.peak_mode,
+    )
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    from .predict import predict
+
+    print(predict(a.model, a.atac, a.outdir, model_name=a.model_name, sample=a.sample))
+
+
+def cmd_report(a: argparse.Namespace) -> None:
+    from .report import write_report
+
+    print(write_report(a.run, a.out))
+
+
 def cmd_run(a: argparse.Namespace) -> None:
     from .runner import Runner, RunParams
 
@@ -149,6 +192,13 @@ def cmd_run(a: argparse.Namespace) -> None:
         fragment_length=a.fragment_length,
         fragment_sd=a.fragment_sd,
         max_downloads=a.max_downloads,
+        models=_models(a.models),
+        cv=a.cv,
+        device=a.device,
+        seed=a.seed,
+        window=a.window,
+        epochs=_epochs(a),
+        early_stopping=a.early_stopping,
     )
     Runner(params, fetcher=_fetcher(a)).run()
 
@@ -163,6 +213,40 @@ def _network_options(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="first backoff in seconds, doubled on each retry",
     )
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    from .train import DEFAULT_MODELS
+
+    p.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated: mean, ridge, nearest, seed_mlp, gene_window",
+    )
+    p.add_argument("--cv", type=_positive_int, default=5, help="folds (grouped when possible)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--window",
+        type=_positive_int,
+        default=100_000,
+        help="gene_window: bp on each side of the TSS",
+    )
+    p.add_argument("--mlp-epochs", type=_positive_int, help="seed_mlp epochs (default 1000)")
+    p.add_argument("--window-epochs", type=_positive_int, help="gene_window epochs (default 20)")
+    p.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="seed_mlp: stop on a validation split of the training samples",
+    )
+    if not any(a.dest == "threads" for a in p._actions):
+        p.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    if not any(a.dest == "peak_mode" for a in p._actions):
+        p.add_argument(
+            "--peak-mode",
+            default="signal",
+            help="how the dataset's peaks were binned (recorded for predict)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peaks", required=True, type=Path, help="BED/narrowPeak (.gz) or ATAC BAM")
     p.add_argument("--bins", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--mode", choices=MODES, default="binary")
+    p.add_argument("--mode", choices=MODES, default="signal")
     p.add_argument("--min-score", type=float, help="drop peaks with BED score below this")
     p.add_argument(
         "--chrom-sizes", type=Path, help="genome chromosomes (default: the chromosomes of the bins)"
@@ -272,6 +356,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outdir", required=True, type=Path)
     p.set_defaults(func=cmd_dataset)
 
+    p = sub.add_parser("train", help="cross-validate and fit the models")
+    p.add_argument("--dataset", required=True, type=Path, help="dataset/ from `gexp dataset`")
+    p.add_argument("--outdir", required=True, type=Path, help="model folder to write")
+    _training_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="expression for a sample with ATAC-seq only")
+    p.add_argument("--model", required=True, type=Path, help="model/ folder from `gexp train`")
+    p.add_argument(
+        "--atac",
+        required=True,
+        type=Path,
+        help="peaks (BED/narrowPeak), ATAC BAM, or a `gexp peak-bins` .tsv.gz",
+    )
+    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument("--model-name", help="which model (default: the best held-out one)")
+    p.add_argument("--sample", help="sample id for the output name (default: from the file)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", help="HTML report and MultiQC files for a run folder")
+    p.add_argument("--run", required=True, type=Path, help="a `gexp run` output folder")
+    p.add_argument("--out", type=Path, help="default: RUN/report.html")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("run", help="all steps for every sample on this machine")
     p.add_argument("--input", required=True, type=Path, help="samplesheet.csv")
     p.add_argument("--transcriptome", required=True, type=Path, help="transcript FASTA (.gz)")
@@ -281,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="e.g. chr1:1-10000000; default: whole genome")
     p.add_argument("--bin-size", type=_positive_int, default=1000)
     p.add_argument("--threads", type=_positive_int, default=default_threads())
-    p.add_argument("--peak-mode", choices=MODES, default="binary")
+    p.add_argument("--peak-mode", choices=MODES, default="signal")
     p.add_argument("--min-score", type=float)
     p.add_argument(
         "--fragment-length",
@@ -297,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="downloads at once when fetching remote inputs",
     )
     _network_options(p)
+    _training_options(p)
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -44,7 +44,7 @@ def _intersect(a: Path, bins_path: Path, tmp: Path, flags: list[str]) -> pd.Data
 def bin_peaks(
     peaks_path: str | Path,
     bins_path: str | Path,
-    mode: str = "binary",
+    mode: str = "signal",
     min_score: float | None = None,
     chrom_sizes: str | Path | None = None,
 ) -> pd.DataFrame:

@@ -82,7 +82,7 @@ def read_peaks(
     has_signal = (table["signal"] != "").all()
     score = _numbers(table, "score", lines, path, integer=False) if has_score else np.nan
     if need_signal and not has_signal:
-        raise GexpError(f"peaks {path}: signal mode needs narrowPeak (signalValue in column 7)")
+        log.warning("peaks %s: no signalValue (narrowPeak column 7); every peak counts as 1", path)
     signal = _numbers(table, "signal", lines, path, integer=False) if has_signal else 1.0
     peaks = pd.DataFrame(
         {"chrom": table["chrom"], "start": start, "end": end, "score": score, "signal": signal}

@@ -55,6 +55,8 @@ STEPS = [
     "GENE_TPM",
     "PEAK_BINS",
     "DATASET",
+    "TRAIN",
+    "REPORT",
 ]
 
 
@@ -68,11 +70,18 @@ class RunParams:
     region: str | None = None
     bin_size: int = 1000
     threads: int = 2
-    peak_mode: str = "binary"
+    peak_mode: str = "signal"
     min_score: float | None = None
     fragment_length: float = 200.0
     fragment_sd: float = 20.0
     max_downloads: int = 4
+    models: list[str] | None = None
+    cv: int = 5
+    device: str = "auto"
+    seed: int = 0
+    window: int = 100_000
+    epochs: dict[str, int] | None = None
+    early_stopping: bool = False
 
 
 class Runner:
@@ -165,9 +174,50 @@ class Runner:
                 expression, accessibility, bins_path, genes_path, self.out, samplesheet=p.input
             ),
         )
+        self.train_and_report()
         write_pipeline_info(self.out, {k: str(v) for k, v in vars(p).items()})
         log.info("run complete: %s", self.out)
         return self.out
+
+    def train_and_report(self) -> None:
+        from .report import write_report
+        from .train import DEFAULT_MODELS, train_models
+
+        p, ds, model = self.p, self.out / "dataset", self.out / "model"
+        models = p.models or list(DEFAULT_MODELS)
+        key = fingerprint(
+            *(ds / n for n in sorted(os.listdir(ds))),
+            models=models,
+            cv=p.cv,
+            seed=p.seed,
+            window=p.window,
+            epochs=p.epochs,
+            early_stopping=p.early_stopping,
+        )
+        self.step(
+            "train",
+            key,
+            [model / "metrics.json", model / "model_info.json"],
+            lambda: train_models(
+                ds,
+                model,
+                models,
+                cv=p.cv,
+                device=p.device,
+                seed=p.seed,
+                window=p.window,
+                threads=p.threads,
+                epochs=p.epochs,
+                early_stopping=p.early_stopping,
+                peak_mode=p.peak_mode,
+            ),
+        )
+        self.step(
+            "report",
+            fingerprint(ds / "qc.json", model / "metrics.json"),
+            [self.out / "report.html"],
+            lambda: write_report(self.out),
+        )
 
     def fetch(self, samples: list[Sample]) -> list[Sample]:
         """Download remote sources into fetch/ (verified files are reused), then localise."""

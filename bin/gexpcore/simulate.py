@@ -179,9 +179,11 @@ def simulate(
     group_of = np.arange(samples) % max(1, groups)
     z = 1.5 * np.eye(max(1, groups))[group_of] + rng.normal(0, 0.6, (samples, max(1, groups)))
     base = rng.normal(-0.3, 1.2, n_el)
+    is_promoter = (elements["kind"] == "promoter").to_numpy()
+    base[is_promoter] = rng.normal(0.0, 0.8, is_promoter.sum())  # promoters vary between samples
     program = rng.integers(0, max(1, groups), n_el)
-    loading = np.where(rng.random(n_el) < 0.6, rng.uniform(1.5, 3.5, n_el), 0.0)
-    logits = base[None, :] + loading[None, :] * z[:, program] + rng.normal(0, 0.5, (samples, n_el))
+    loading = np.where(rng.random(n_el) < 0.6, rng.uniform(1.0, 2.5, n_el), 0.0)
+    logits = base[None, :] + loading[None, :] * z[:, program] + rng.normal(0, 1.5, (samples, n_el))
     access = 1 / (1 + np.exp(-logits))  # samples × elements
 
     effects = np.zeros(n_el)
@@ -190,8 +192,8 @@ def simulate(
     effects[promoter] = rng.uniform(2.0, 4.0, promoter.sum())
     distal = (elements["kind"] == "distal").to_numpy()
     sign = np.where(rng.random(distal.sum()) < 0.25, -1.0, 1.0)
-    effects[distal] = sign * rng.uniform(0.5, 1.5, distal.sum())
-    unaffected = rng.random(genes) < 0.15
+    effects[distal] = sign * rng.uniform(0.3, 1.0, distal.sum())
+    unaffected = rng.random(genes) < 0.1
     effects[linked & unaffected[np.clip(elements["gene"].to_numpy(), 0, None)]] = 0.0
     elements["effect"] = effects
 
@@ -217,6 +219,10 @@ def simulate(
 
     _write_reference(out / "reference", gene_list, seqs, sizes)
     _write_truth(out / "truth", gene_list, tx_keys, sample_ids, gene_tpm, tx_tpm, elements)
+    with atomic_write(out / "truth" / "element_accessibility.tsv.gz") as fh:
+        pd.DataFrame(access.T, columns=sample_ids).to_csv(
+            fh, sep="\t", index_label="element", float_format="%.4f"
+        )
     rows = []
     for s, sample in enumerate(sample_ids):
         paired = s % 3 != 2
@@ -382,7 +388,7 @@ def _write_peaks(
     access: np.ndarray,
     sizes: dict[str, int],
 ) -> str:
-    called = rng.random(len(access)) < 1 / (1 + np.exp(-8 * (access - 0.5)))
+    called = rng.random(len(access)) < 1 / (1 + np.exp(-20 * (access - 0.5)))
     el = elements[called]
     a = access[called]
     noise_n = max(1, int(0.03 * len(el)))

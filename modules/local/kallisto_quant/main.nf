@@ -12,9 +12,8 @@ process KALLISTO_QUANT {
     path index
 
     output:
-    tuple val(meta), path("${prefix}/abundance.tsv") , emit: abundance
-    tuple val(meta), path("${prefix}/run_info.json") , emit: run_info
-    path "versions.yml"                              , emit: versions
+    tuple val(meta), path("${prefix}"), emit: results  // abundance.tsv, run_info.json
+    path "versions.yml"               , emit: versions
 
     when:
     task.ext.when == null || task.ext.when

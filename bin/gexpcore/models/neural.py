@@ -1,0 +1,313 @@
+"""The neural models: the proof of concept's network and the gene-centric window model.
+
+Both train with one loop (`train`): Adam on mean squared error of log1p TPM,
+deterministic on the CPU for a seed (each epoch's shuffle is seeded by the epoch,
+so a resumed run repeats an uninterrupted one), mixed precision on CUDA, a
+progress bar with the loss per epoch on a terminal, and a checkpoint every few
+epochs from which an interrupted training resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..windows import WindowIndex
+from .base import Context, Model, refuse_dense
+
+log = logging.getLogger("gexp")
+
+Batches = Callable[[torch.Generator], Iterator[tuple]]
+
+
+def _checkpoint_key(name: str, shapes: tuple, ctx: Context, epochs: int) -> str:
+    return f"{name}:{shapes}:{ctx.seed}:{epochs}:{ctx.window}:{ctx.early_stopping}"
+
+
+def train(
+    name: str,
+    net: nn.Module,
+    batches: Batches,
+    loss_of: Callable,
+    epochs: int,
+    ctx: Context,
+    key: str,
+    lr: float = 1e-3,
+    validate: Callable[[], float] | None = None,
+    patience: int = 50,
+) -> nn.Module:
+    """Fit `net` in place; returns the net (the best on validation when `validate` is given)."""
+    device = torch.device(ctx.device)
+    net.to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=lr)
+    cuda = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    start, history, best, best_state, waited = 0, [], float("inf"), None, 0
+    if ctx.checkpoint is not None and ctx.checkpoint.is_file():
+        saved = torch.load(ctx.checkpoint, map_location=device, weights_only=False)
+        if saved.get("key") == key:
+            net.load_state_dict(saved["net"])
+            optimiser.load_state_dict(saved["optimiser"])
+            start, history = saved["epoch"], saved["history"]
+            best, best_state, waited = saved["best"], saved["best_state"], saved["waited"]
+            log.info("%s: resuming from the checkpoint at epoch %d", name, start)
+    bar = _bar(ctx.progress, epochs, start, name)
+    last_save = time.monotonic()
+    for epoch in range(start, epochs):
+        net.train()
+        generator = torch.Generator().manual_seed(ctx.seed * 100_003 + epoch)
+        total, count = 0.0, 0
+        for batch in batches(generator):
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=cuda):
+                loss = loss_of(net, batch, device)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total += float(loss.detach()) * len(batch[-1])
+            count += len(batch[-1])
+        history.append(total / max(count, 1))
+        stop = False
+        if validate is not None:
+            score = validate()
+            if score < best - 1e-6:
+                best, best_state, waited = score, copy.deepcopy(net.state_dict()), 0
+            else:
+                waited += 1
+                stop = waited >= patience
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+        if not ctx.progress and (epoch + 1) % max(1, epochs // 5) == 0:
+            log.info("%s: epoch %d/%d loss %.4f", name, epoch + 1, epochs, history[-1])
+        due = time.monotonic() - last_save > 30 or epoch + 1 == epochs
+        if ctx.checkpoint is not None and due:
+            _save(ctx.checkpoint, key, net, optimiser, epoch + 1, history, best, best_state, waited)
+            last_save = time.monotonic()
+        if stop:
+            log.info(
+                "%s: early stop at epoch %d (best validation loss %.4f)", name, epoch + 1, best
+            )
+            break
+    bar.close()
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    ctx.history[:] = history
+    return net
+
+
+def _save(path, key, net, optimiser, epoch, history, best, best_state, waited) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {
+            "key": key,
+            "net": net.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+            "best_state": best_state,
+            "waited": waited,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+class _NullBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(enabled: bool, total: int, initial: int, name: str):
+    if not enabled:
+        return _NullBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=name, unit="epoch", leave=False)
+
+
+def _predict_in_batches(fn: Callable[[slice], torch.Tensor], n: int, size: int) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate(
+            [fn(slice(i, min(n, i + size))).float().cpu().numpy() for i in range(0, n, size)]
+        )
+
+
+class SeedMLP(Model):
+    """The proof of concept's network: all bins → 500 ReLU units → all genes, MSE.
+
+    Trained full-batch on log1p TPM centred on the training samples' gene means, for
+    1000 epochs, or with early stopping on 20 % of the training samples held out.
+    """
+
+    name = "seed_mlp"
+
+    def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
+        refuse_dense(self.name, x.shape)
+        torch.manual_seed(ctx.seed)
+        epochs = ctx.epochs.get(self.name, 1000)
+        self.mean = y.mean(axis=0)
+        xs = torch.from_numpy(x.toarray().astype(np.float32))
+        ys = torch.from_numpy((y - self.mean).astype(np.float32))
+        train_idx = np.arange(len(ys))
+        validate = None
+        if ctx.early_stopping and len(ys) >= 5:
+            order = np.random.default_rng(ctx.seed).permutation(len(ys))
+            n_val = max(1, len(ys) // 5)
+            val_idx, train_idx = order[:n_val], order[n_val:]
+
+            def validate() -> float:
+                self.net.eval()
+                with torch.no_grad():
+                    dev = next(self.net.parameters()).device
+                    pred = self.net(xs[val_idx].to(dev)).float().cpu()
+                return float(((pred - ys[val_idx]) ** 2).mean())
+
+        self.net = nn.Sequential(nn.Linear(x.shape[1], 500), nn.ReLU(), nn.Linear(500, y.shape[1]))
+        xt, yt = xs[train_idx], ys[train_idx]
+
+        def batches(_generator):
+            yield xt, yt
+
+        def loss_of(net, batch, device):
+            xb, yb = batch
+            return ((net(xb.to(device)) - yb.to(device)) ** 2).mean()
+
+        key = _checkpoint_key(self.name, tuple(x.shape) + (y.shape[1],), ctx, epochs)
+        train(self.name, self.net, batches, loss_of, epochs, ctx, key, validate=validate)
+
+    def predict(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        refuse_dense(self.name, x.shape)
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        xs = torch.from_numpy(x.toarray().astype(np.float32))
+        out = _predict_in_batches(lambda s: self.net(xs[s].to(device)), len(xs), 256)
+        return out + self.mean
+
+    def to_cpu(self) -> Model:
+        copy_ = copy.copy(self)
+        copy_.net = copy.deepcopy(self.net).cpu()
+        return copy_
+
+
+class WindowNet(nn.Module):
+    """One network for every gene's window, plus a per-gene offset.
+
+    Input channels: the window, and the window minus the gene's mean window over the
+    training samples (what is unusually open or closed for this gene). A linear term
+    over the second channel carries position-specific effects; a small 1D CNN with
+    dropout adds local, non-linear patterns. Kept small on purpose: it is shared by
+    thousands of genes but trained on few samples.
+    """
+
+    def __init__(self, width: int, n_genes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, 1)
+        self.cnn = nn.Sequential(
+            nn.Conv1d(2, 8, kernel_size=9, padding=4),
+            nn.ReLU(),
+            nn.AvgPool1d(8),
+            nn.Flatten(),
+            nn.Dropout(0.2),
+            nn.Linear(8 * (width // 8), 1),
+        )
+        self.offset = nn.Embedding(n_genes, 1)
+
+    def forward(self, windows: torch.Tensor, genes: torch.Tensor) -> torch.Tensor:
+        out = self.linear(windows[:, 1]) + self.cnn(windows)
+        return out.squeeze(1) + self.offset(genes)[:, 0]
+
+
+class GeneWindowModel(Model):
+    """Gene-centric and shared across genes: every (gene, sample) pair is an example.
+
+    The input is the gene's strand-oriented window of bins around its TSS (windows.py);
+    one network's weights serve every gene, and a per-gene offset (initialised to the
+    gene's training mean) carries its level. Mini-batches are drawn from the sparse
+    window matrix, so no dense samples × bins matrix is ever built.
+    """
+
+    name = "gene_window"
+    batch_size = 512
+    lr = 3e-3
+
+    def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
+        torch.manual_seed(ctx.seed)
+        epochs = ctx.epochs.get(self.name, 20)
+        self.index = WindowIndex(ctx.genes, ctx.bins, ctx.window)
+        n_samples, n_genes = y.shape
+        windows = self.index.matrix(x)
+        # The mean window of each gene over the training samples: a transform fitted here.
+        self.mean_window = _mean_windows(windows, n_genes, n_samples)
+        targets = torch.from_numpy(y.T.reshape(-1).astype(np.float32))  # row g·S + s
+        gene_of = torch.arange(n_genes).repeat_interleave(n_samples)
+        self.net = WindowNet(self.index.width, n_genes)
+        with torch.no_grad():
+            self.net.offset.weight[:, 0] = torch.from_numpy(y.mean(axis=0).astype(np.float32))
+
+        def batches(generator):
+            order = torch.randperm(windows.shape[0], generator=generator).numpy()
+            for i in range(0, len(order), self.batch_size):
+                rows = order[i : i + self.batch_size]
+                genes = gene_of[rows]
+                yield self._inputs(windows[rows], genes), genes, targets[rows]
+
+        def loss_of(net, batch, device):
+            xb, gb, yb = (t.to(device) for t in batch)
+            return ((net(xb, gb) - yb) ** 2).mean()
+
+        key = _checkpoint_key(self.name, (n_samples, n_genes, x.shape[1]), ctx, epochs)
+        train(self.name, self.net, batches, loss_of, epochs, ctx, key, lr=self.lr)
+
+    def predict(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        n_samples, n_genes = x.shape[0], len(self.index.centre)
+        windows = self.index.matrix(x)
+        gene_of = torch.arange(n_genes).repeat_interleave(n_samples)
+
+        def run(s: slice) -> torch.Tensor:
+            genes = gene_of[s]
+            return self.net(self._inputs(windows[s], genes).to(device), genes.to(device))
+
+        out = _predict_in_batches(run, windows.shape[0], 4096)
+        return out.reshape(n_genes, n_samples).T
+
+    def _inputs(self, rows: sp.csr_matrix, genes: torch.Tensor) -> torch.Tensor:
+        raw = torch.from_numpy(rows.toarray())
+        return torch.stack([raw, raw - self.mean_window[genes]], dim=1)
+
+    def to_cpu(self) -> Model:
+        copy_ = copy.copy(self)
+        copy_.net = copy.deepcopy(self.net).cpu()
+        return copy_
+
+
+def _mean_windows(windows: sp.csr_matrix, n_genes: int, n_samples: int) -> torch.Tensor:
+    """genes × width mean of the window rows (row g·S + s) over the samples."""
+    summed = (
+        sp.csr_matrix(
+            (
+                np.ones(windows.shape[0], dtype=np.float32),
+                (np.repeat(np.arange(n_genes), n_samples), np.arange(windows.shape[0])),
+            ),
+            shape=(n_genes, windows.shape[0]),
+        )
+        @ windows
+    )
+    return torch.from_numpy(np.asarray(summed.todense(), dtype=np.float32) / n_samples)

@@ -1,0 +1,240 @@
+"""`gexp report`: one self-contained HTML page (plots embedded) and MultiQC custom content.
+
+The page holds the per-sample QC (reads and pseudoalignment rate from kallisto's
+run_info.json, peaks, open bins, genes detected), the held-out metrics of every
+model, observed against predicted expression, the distribution of per-gene
+correlations and the training curves. It opens offline: every image is a data URI
+and there is no script or stylesheet from elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import GexpError
+from .files import atomic_write
+
+log = logging.getLogger("gexp")
+
+METRIC_COLUMNS = [
+    ("pearson_across_samples", "r across samples (per fold)"),
+    ("pearson_deviation", "r of deviations"),
+    ("pearson_across_genes", "r across genes"),
+    ("mse_log1p", "MSE log1p"),
+    ("pearson_across_samples_pooled", "r across samples (pooled)"),
+]
+
+
+def _count_peaks(path: str) -> int | None:
+    from .files import read_text
+
+    try:
+        if not path or not Path(path).is_file():
+            return None
+        return sum(
+            1
+            for ln in read_text(path, "peaks").splitlines()
+            if ln.strip() and not ln.startswith(("#", "track", "browser"))
+        )
+    except (GexpError, UnicodeDecodeError):
+        return None  # a BAM, or unreadable: the QC column stays empty
+
+
+def sample_qc(run: Path) -> pd.DataFrame:
+    qc_path = run / "dataset" / "qc.json"
+    if not qc_path.is_file():
+        raise GexpError(f"{run}: no dataset/qc.json; run `gexp run` (or `gexp dataset`) first")
+    qc = json.loads(qc_path.read_text())
+    groups = {}
+    if (run / "dataset" / "samples.tsv").is_file():
+        table = pd.read_csv(
+            run / "dataset" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False
+        )
+        groups = dict(zip(table["sample"], table["group"], strict=True))
+    sheet = {}
+    for name in ("samplesheet.local.csv", "samplesheet.valid.csv"):
+        path = run / "pipeline_info" / name
+        if path.is_file():
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            sheet = dict(zip(table["sample"], table["atac"], strict=True))
+            break
+    rows = []
+    for sample, values in qc["samples"].items():
+        info_path = run / "kallisto" / sample / "run_info.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        rows.append(
+            {
+                "sample": sample,
+                "group": groups.get(sample, ""),
+                "reads": info.get("n_processed"),
+                "pseudoaligned_pct": info.get("p_pseudoaligned"),
+                "peaks": _count_peaks(sheet.get(sample, "")),
+                "open_bins": values.get("open_bins"),
+                "genes_detected": values.get("genes_detected"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plots(model_dir: Path, metrics: dict) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = []
+    names = list(metrics)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    values = [metrics[m]["pearson_across_samples"] for m in names]
+    ax.bar(names, values, color="#4c72b0")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel("held-out r across samples")
+    ax.set_title("Held-out performance by model")
+    plots.append(("Held-out r across samples, by model", _png(fig)))
+
+    predictions = pd.read_csv(model_dir / "predictions.tsv", sep="\t")
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes[0], names, strict=True):
+        part = predictions[predictions["model"] == name]
+        centred = part.groupby("gene_id")["observed_log1p"].transform("mean")
+        part = part.assign(
+            obs=part["observed_log1p"] - centred, pred=part["predicted_log1p"] - centred
+        )
+        if len(part) > 20_000:
+            part = part.iloc[rng.choice(len(part), 20_000, replace=False)]
+        ax.scatter(part["obs"], part["pred"], s=2, alpha=0.3, color="#55a868")
+        ax.set_title(name)
+        ax.set_xlabel("observed − gene mean")
+    axes[0][0].set_ylabel("predicted − gene mean")
+    fig.suptitle("Held-out predictions: deviations from each gene's mean (log1p TPM)")
+    plots.append(("Observed against predicted (held-out)", _png(fig)))
+
+    per_gene = pd.read_csv(model_dir / "per_gene_r.tsv", sep="\t", index_col=0)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name in names:
+        if name in per_gene and name != "mean":
+            ax.hist(per_gene[name].dropna(), bins=30, alpha=0.5, label=name)
+    ax.set_xlabel("per-gene r across held-out samples")
+    ax.set_ylabel("genes")
+    ax.legend(fontsize=8)
+    plots.append(("Distribution of per-gene r", _png(fig)))
+
+    history_path = model_dir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else {}
+    curves = {m: h for m, h in history.items() if any(h.values())}
+    if curves:
+        fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3), squeeze=False)
+        for ax, (name, runs) in zip(axes[0], curves.items(), strict=True):
+            for run_name, losses in runs.items():
+                if losses:
+                    ax.plot(range(1, len(losses) + 1), losses, label=run_name, lw=1)
+            ax.set_title(name)
+            ax.set_xlabel("epoch")
+            ax.set_yscale("log")
+        axes[0][0].set_ylabel("training loss (MSE)")
+        axes[0][-1].legend(fontsize=7)
+        plots.append(("Training curves", _png(fig)))
+    return plots
+
+
+def _table(frame: pd.DataFrame, table_id: str) -> str:
+    return frame.to_html(
+        index=False, table_id=table_id, na_rep="–", float_format="%.3f", border=0, classes="data"
+    )
+
+
+def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
+    """Custom-content files that a MultiQC run over the output folder picks up."""
+    header = (
+        "# id: 'gexp_qc'\n# section_name: 'gexp sample QC'\n"
+        "# description: 'Reads, pseudoalignment, peaks, open bins and genes per sample'\n"
+        "# plot_type: 'table'\n"
+    )
+    with atomic_write(run / "multiqc" / "gexp_qc_mqc.tsv") as fh:
+        fh.write(header)
+        qc.drop(columns="group").to_csv(fh, sep="\t", index=False)
+    if metrics:
+        header = (
+            "# id: 'gexp_metrics'\n# section_name: 'gexp held-out metrics'\n"
+            "# description: 'Out-of-fold metrics per model (log1p TPM)'\n"
+            "# plot_type: 'table'\n"
+        )
+        table = pd.DataFrame(
+            [{"model": m, **{k: v[k] for k, _ in METRIC_COLUMNS}} for m, v in metrics.items()]
+        )
+        with atomic_write(run / "multiqc" / "gexp_metrics_mqc.tsv") as fh:
+            fh.write(header)
+            table.to_csv(fh, sep="\t", index=False, float_format="%.4f")
+
+
+def write_report(run: str | Path, out: str | Path | None = None) -> Path:
+    run = Path(run)
+    out = Path(out) if out else run / "report.html"
+    qc = sample_qc(run)
+    model_dir = run / "model"
+    metrics = None
+    if (model_dir / "metrics.json").is_file():
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+    sections = [f"<h2>Samples</h2>{_table(qc, 'qc')}"]
+    if metrics:
+        any_model = next(iter(metrics.values()))
+        table = pd.DataFrame(
+            [
+                {"model": m, **{label: v[k] for k, label in METRIC_COLUMNS}}
+                for m, v in metrics.items()
+            ]
+        )
+        sections.append(
+            "<h2>Held-out metrics</h2>"
+            f"<p>{any_model['n_samples']} samples, {any_model['n_genes']} genes, "
+            f"{any_model['n_folds']} folds ({html.escape(any_model['cv'])}). Every prediction "
+            "comes from a model that never saw the sample. <em>r across samples</em> is each "
+            "gene's correlation over the held-out samples of a fold, averaged over genes and "
+            "folds: the per-gene mean scores 0 there.</p>" + _table(table, "metrics")
+        )
+        for title, uri in _plots(model_dir, metrics):
+            sections.append(
+                f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="{uri}">'
+            )
+    else:
+        sections.append("<p>No trained models yet (run <code>gexp train</code>).</p>")
+    write_multiqc(run, qc, metrics)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>gexp report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1200px; color: #222; }}
+table.data {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+table.data th, table.data td {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; }}
+table.data th {{ background: #f3f3f3; text-align: left; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>gexp report</h1>
+<p>{html.escape(str(run.resolve()))} · gexp {__version__} ·
+{datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}</p>
+{"".join(sections)}
+</body></html>
+"""
+    with atomic_write(out) as fh:
+        fh.write(page)
+    log.info("report: %s", out)
+    return out

@@ -1,0 +1,232 @@
+"""`gexp train`: cross-validated, honest evaluation of every model, then final models.
+
+Each sample gets its prediction from a model that never saw it (cv.py); everything
+a model learns, including per-gene means and ridge's alpha, comes from its training
+fold. Metrics (metrics.py) are written to model/metrics.json with the out-of-fold
+predictions in model/predictions.tsv. Then each model is refitted on all samples
+and saved with what prediction needs (bins, genes, settings, versions).
+
+Finished folds are kept under model/work/ and torch models checkpoint during
+training, so an interrupted `gexp train` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cv import make_folds
+from .dataset import load_dataset
+from .errors import GexpError
+from .files import atomic_path, atomic_write
+from .metrics import fold_metrics, summarise
+from .models import NAMES, Context, create
+from .models.base import accessibility_features
+
+log = logging.getLogger("gexp")
+
+DEFAULT_MODELS = ("mean", "ridge", "nearest", "seed_mlp", "gene_window")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise GexpError("--device cuda: no CUDA device is available (use --device auto or cpu)")
+    if device not in ("cpu", "cuda"):
+        raise GexpError(f"--device must be auto, cpu or cuda, not '{device}'")
+    return device
+
+
+def _dataset_key(dataset: Path) -> str:
+    parts = []
+    for name in sorted(os.listdir(dataset)):
+        st = (dataset / name).stat()
+        parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def train_models(
+    dataset: str | Path,
+    outdir: str | Path,
+    models: list[str] | None = None,
+    cv: int = 5,
+    device: str = "auto",
+    seed: int = 0,
+    window: int = 100_000,
+    threads: int | None = None,
+    epochs: dict[str, int] | None = None,
+    early_stopping: bool = False,
+    peak_mode: str = "signal",
+) -> dict:
+    import torch
+
+    models = list(models or DEFAULT_MODELS)
+    for name in models:
+        if name not in NAMES:
+            raise GexpError(f"unknown model '{name}'; choose from {', '.join(NAMES)}")
+    dataset, out = Path(dataset), Path(outdir)
+    x, expression, genes, samples, bins = load_dataset(dataset)
+    x = accessibility_features(x)
+    if list(expression.columns) != samples["sample"].tolist():
+        raise GexpError(f"dataset {dataset}: samples.tsv and expression.tsv disagree")
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
+    if device == "cpu":
+        torch.use_deterministic_algorithms(True)
+    y = np.log1p(expression.to_numpy(dtype=np.float64).T)  # samples × genes
+    groups = samples["group"].fillna("").tolist()
+    fold_of, how = make_folds(groups, cv, seed)
+    n_folds = int(fold_of.max()) + 1
+    log.info(
+        "train: %d samples, %d genes, %d bins; %s; device %s", *y.shape, x.shape[1], how, device
+    )
+    key = hashlib.sha256(
+        json.dumps(
+            [_dataset_key(dataset), fold_of.tolist(), seed, window, epochs or {}, early_stopping]
+        ).encode()
+    ).hexdigest()[:16]
+    progress = sys.stderr.isatty()
+    metrics, histories, rows, per_gene = {}, {}, [], {}
+    for name in models:
+        pred, means, folds = np.zeros_like(y), np.zeros_like(y), []
+        histories[name] = {}
+        for k in range(n_folds):
+            tr, te = fold_of != k, fold_of == k
+            ctx = Context(
+                genes=genes,
+                bins=bins,
+                seed=seed + k,
+                device=device,
+                window=window,
+                epochs=epochs or {},
+                early_stopping=early_stopping,
+                progress=progress,
+                checkpoint=out / "work" / name / f"fold{k}.ckpt",
+            )
+            p, history = _fold(name, k, x, y, tr, te, ctx, out / "work" / name, key)
+            pred[te], means[te] = p, y[tr].mean(axis=0)
+            folds.append({"fold": k, **fold_metrics(p, y[te], y[tr].mean(axis=0))})
+            histories[name][f"fold{k}"] = history
+        summary, per_gene[name] = summarise(folds, pred, y, means, fold_of)
+        metrics[name] = {
+            **summary,
+            "n_samples": int(y.shape[0]),
+            "n_genes": int(y.shape[1]),
+            "n_folds": n_folds,
+            "cv": how,
+            "folds": folds,
+        }
+        log.info(
+            "%s: held-out pearson_across_samples %.3f, pearson_deviation %.3f",
+            name,
+            summary["pearson_across_samples"],
+            summary["pearson_deviation"],
+        )
+        rows.append(_long(name, fold_of, samples["sample"], genes["gene_id"], y, pred))
+        histories[name]["final"] = _final(
+            name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress
+        )
+    _write(out, metrics, histories, rows, per_gene, genes, dataset, models, peak_mode, window)
+    shutil.rmtree(out / "work", ignore_errors=True)
+    return metrics
+
+
+def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):
+    """Predictions for one held-out fold, reusing a finished fold of an interrupted run."""
+    done = work / f"fold{k}.npz"
+    if done.is_file():
+        saved = np.load(done, allow_pickle=False)
+        if str(saved["key"]) == key and saved["pred"].shape == (int(te.sum()), y.shape[1]):
+            log.info("%s fold %d: finished in an earlier run, reused", name, k)
+            return saved["pred"], saved["history"].tolist()
+    model = create(name)
+    model.fit(x[tr], y[tr], ctx)
+    pred = model.predict(x[te], ctx)
+    with atomic_path(done) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, pred=pred, key=key, history=np.asarray(ctx.history, dtype=float))
+    if ctx.checkpoint is not None:
+        ctx.checkpoint.unlink(missing_ok=True)
+    return pred, list(ctx.history)
+
+
+def _final(name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress):
+    ctx = Context(
+        genes=genes,
+        bins=bins,
+        seed=seed,
+        device=device,
+        window=window,
+        epochs=epochs or {},
+        early_stopping=early_stopping,
+        progress=progress,
+        checkpoint=out / "work" / name / "final.ckpt",
+    )
+    model = create(name)
+    model.fit(x, y, ctx)
+    with atomic_path(out / name / "model.pkl") as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump(model.to_cpu(), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return list(ctx.history)
+
+
+def _long(name, fold_of, samples, gene_ids, y, pred) -> pd.DataFrame:
+    n_samples, n_genes = y.shape
+    return pd.DataFrame(
+        {
+            "model": name,
+            "fold": np.repeat(fold_of, n_genes),
+            "sample": np.repeat(samples.to_numpy(), n_genes),
+            "gene_id": np.tile(gene_ids.to_numpy(), n_samples),
+            "observed_log1p": y.ravel(),
+            "predicted_log1p": pred.ravel(),
+        }
+    )
+
+
+def _write(out, metrics, histories, rows, per_gene, genes, dataset, models, peak_mode, window):
+    from .versions import python_versions
+
+    with atomic_write(out / "metrics.json") as fh:
+        json.dump(metrics, fh, indent=2, allow_nan=True)
+    with atomic_write(out / "predictions.tsv") as fh:
+        pd.concat(rows).to_csv(fh, sep="\t", index=False, float_format="%.5g")
+    with atomic_write(out / "per_gene_r.tsv") as fh:
+        table = pd.DataFrame(per_gene, index=genes["gene_id"])
+        table.rename_axis("gene_id").to_csv(fh, sep="\t", float_format="%.4g")
+    with atomic_write(out / "history.json") as fh:
+        json.dump(histories, fh)
+    for name in ("bins.bed", "genes.tsv"):
+        shutil.copyfile(dataset / name, out / name)
+    best = max(models, key=lambda m: np.nan_to_num(metrics[m]["pearson_across_samples"], nan=-9))
+    info = {
+        "models": models,
+        "default_model": best,
+        "peak_mode": peak_mode,
+        "window": window,
+        "n_bins": int(sum(1 for _ in open(out / "bins.bed"))),
+        "chromosomes": sorted(
+            pd.read_csv(out / "bins.bed", sep="\t", header=None, dtype={0: str})[0]
+            .unique()
+            .tolist()
+        ),
+        "versions": python_versions(),
+    }
+    import torch
+
+    info["versions"]["torch"] = torch.__version__
+    with atomic_write(out / "model_info.json") as fh:
+        json.dump(info, fh, indent=2)

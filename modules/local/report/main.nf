@@ -1,0 +1,46 @@
+process REPORT {
+    tag "report"
+    label 'process_single'
+
+    conda "${moduleDir}/../../../envs/gexp.yml"
+    container "${ params.gexp_container }"
+
+    input:
+    // Staged in the layout of a `gexp run` output folder, which is what `gexp report` reads.
+    path dataset    , stageAs: 'run/dataset'
+    path model      , stageAs: 'run/model'
+    path kallisto   , stageAs: 'run/kallisto/*'
+    path samplesheet, stageAs: 'run/pipeline_info/samplesheet.local.csv'
+
+    output:
+    path "run/report.html", emit: html
+    path "run/multiqc/*"  , emit: multiqc
+    path "versions.yml"   , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    gexp report \\
+        --run run \\
+        $args
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        gexp: \$(gexp --version | sed 's/^gexp //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p run/multiqc
+    touch run/report.html run/multiqc/gexp_qc_mqc.tsv
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        gexp: \$(gexp --version | sed 's/^gexp //')
+    END_VERSIONS
+    """
+}
