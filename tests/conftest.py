@@ -74,6 +74,7 @@ def gexp_run(sim: Path, sheet: Path, outdir: Path, *extra: object) -> subprocess
         ref / "chrom.sizes",
         "--outdir",
         outdir,
+        *FAST_TRAINING,
         *extra,
     )
 

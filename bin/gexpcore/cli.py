@@ -414,7 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="gexp %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s gexp %(levelname)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     try:
         args.func(args)
     except GexpError as exc:
