@@ -30,6 +30,7 @@ class Context:
     epochs: dict[str, int] = field(default_factory=dict)
     early_stopping: bool = False
     checkpoint: Path | None = None  # where a torch model saves its progress
+    checkpoint_every: float = 30.0  # seconds between checkpoints (and always at the end)
     progress: bool = False
     history: list[float] = field(default_factory=list)  # loss per epoch, filled by fit
 

@@ -87,7 +87,7 @@ def train(
         bar.set_postfix(loss=f"{history[-1]:.4f}")
         if not ctx.progress and (epoch + 1) % max(1, epochs // 5) == 0:
             log.info("%s: epoch %d/%d loss %.4f", name, epoch + 1, epochs, history[-1])
-        due = time.monotonic() - last_save > 30 or epoch + 1 == epochs
+        due = time.monotonic() - last_save >= ctx.checkpoint_every or epoch + 1 == epochs
         if ctx.checkpoint is not None and due:
             _save(ctx.checkpoint, key, net, optimiser, epoch + 1, history, best, best_state, waited)
             last_save = time.monotonic()

@@ -1,0 +1,290 @@
+"""`gexp train`, `gexp predict` and `gexp report` on a real run of the small cohort."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import assert_user_error, run_gexp
+from gexpcore.dataset import load_dataset
+from gexpcore.errors import GexpError
+from gexpcore.models import Context, create
+from gexpcore.models.base import accessibility_features
+from gexpcore.train import train_models
+
+FAST = {"seed_mlp": 20, "gene_window": 3}
+KEYS = {
+    "pearson_across_samples",
+    "pearson_deviation",
+    "pearson_across_genes",
+    "mse_log1p",
+    "n_samples",
+    "n_genes",
+    "n_folds",
+    "cv",
+    "folds",
+}
+
+
+def test_metrics_for_every_model(run_result):
+    metrics = json.loads((run_result / "model" / "metrics.json").read_text())
+    assert list(metrics) == ["mean", "ridge", "nearest", "seed_mlp", "gene_window"]
+    for name, m in metrics.items():
+        assert KEYS <= set(m), name
+        assert len(m["folds"]) == m["n_folds"] >= 2 and m["n_samples"] == 6
+        for fold in m["folds"]:
+            assert {"pearson_across_samples", "pearson_deviation", "mse_log1p"} <= set(fold)
+    assert metrics["mean"]["pearson_across_samples"] == 0
+    assert metrics["mean"]["pearson_deviation"] == 0
+    assert metrics["mean"]["cv"].startswith("group")  # the samplesheet's groups were used
+
+
+def test_every_prediction_comes_from_a_model_that_never_saw_the_sample(run_result):
+    """Refit ridge on each fold's training samples by hand: the same held-out predictions."""
+    x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
+    x = accessibility_features(x)
+    y = np.log1p(expression.to_numpy().T)
+    table = pd.read_csv(run_result / "model" / "predictions.tsv", sep="\t")
+    ridge = table[table["model"] == "ridge"]
+    assert len(ridge) == y.size and not ridge.duplicated(["sample", "gene_id"]).any()
+    fold_of = ridge.groupby("sample")["fold"].first().reindex(samples["sample"]).to_numpy()
+    for k in np.unique(fold_of):
+        tr, te = fold_of != k, fold_of == k
+        model = create("ridge")
+        ctx = Context(genes=genes, bins=bins, seed=int(k))
+        model.fit(x[tr], y[tr], ctx)
+        expected = model.predict(x[te], ctx)
+        got = (
+            ridge[ridge["fold"] == k]
+            .pivot(index="sample", columns="gene_id", values="predicted_log1p")
+            .reindex(index=samples["sample"][te], columns=genes["gene_id"])
+            .to_numpy()
+        )
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_training_is_deterministic_on_the_cpu(run_result, tmp_path):
+    a = train_models(run_result / "dataset", tmp_path / "a", epochs=FAST, seed=3)
+    b = train_models(run_result / "dataset", tmp_path / "b", epochs=FAST, seed=3)
+    assert json.dumps(a) == json.dumps(b)
+    assert (tmp_path / "a" / "predictions.tsv").read_bytes() == (
+        tmp_path / "b" / "predictions.tsv"
+    ).read_bytes()
+
+
+def test_interrupted_training_resumes_finished_folds(run_result, tmp_path, monkeypatch, caplog):
+    from gexpcore.models.neural import GeneWindowModel
+
+    original, calls = GeneWindowModel.fit, {"n": 0}
+
+    def failing_fit(self, x, y, ctx):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the user pressed ^C during the second fold
+        return original(self, x, y, ctx)
+
+    monkeypatch.setattr(GeneWindowModel, "fit", failing_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train_models(run_result / "dataset", tmp_path / "m", ["mean", "gene_window"], epochs=FAST)
+    assert (tmp_path / "m" / "work" / "gene_window" / "fold0.npz").is_file()
+    assert not (tmp_path / "m" / "metrics.json").exists()
+    monkeypatch.setattr(GeneWindowModel, "fit", original)
+    caplog.set_level("INFO", logger="gexp")
+    resumed = train_models(
+        run_result / "dataset", tmp_path / "m", ["mean", "gene_window"], epochs=FAST
+    )
+    assert "gene_window fold 0: finished in an earlier run, reused" in caplog.text
+    whole = train_models(
+        run_result / "dataset", tmp_path / "w", ["mean", "gene_window"], epochs=FAST
+    )
+    assert json.dumps(resumed) == json.dumps(whole)
+    assert not (tmp_path / "m" / "work").exists()
+
+
+def test_threads_are_respected(run_result, tmp_path):
+    train_models(run_result / "dataset", tmp_path / "m", ["mean"], threads=1)
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_requested_without_a_gpu(run_result, tmp_path):
+    proc = run_gexp(
+        "train", "--dataset", run_result / "dataset", "--outdir", tmp_path / "m", "--device", "cuda"
+    )
+    assert_user_error(proc, "no CUDA device is available")
+    assert not (tmp_path / "m" / "metrics.json").exists()
+
+
+def test_dense_models_refuse_what_does_not_fit(run_result, monkeypatch):
+    import gexpcore.models.base as base
+
+    x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
+    monkeypatch.setattr(base, "DENSE_LIMIT", 100)
+    for name in ("ridge", "seed_mlp"):
+        with pytest.raises(GexpError, match="use gene_window, which trains genome-wide"):
+            create(name).fit(x, np.zeros((x.shape[0], len(genes))), Context(genes, bins))
+
+
+def test_gene_window_never_builds_a_samples_by_bins_matrix(run_result, monkeypatch):
+    x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
+    x = accessibility_features(x)
+    y = np.log1p(expression.to_numpy().T)
+    n_bins = x.shape[1]
+    for cls in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
+        real = cls.toarray
+
+        def guarded(self, *args, _real=real, **kw):
+            assert self.shape[1] != n_bins, "a dense samples × bins matrix was built"
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(cls, "toarray", guarded)
+    model = create("gene_window")
+    ctx = Context(genes, bins, epochs=FAST)
+    model.fit(x, y, ctx)
+    assert model.predict(x[:2], ctx).shape == (2, len(genes))
+
+
+def test_saved_models_hold_what_prediction_needs(run_result):
+    model_dir = run_result / "model"
+    info = json.loads((model_dir / "model_info.json").read_text())
+    assert info["models"] == ["mean", "ridge", "nearest", "seed_mlp", "gene_window"]
+    assert info["peak_mode"] == "signal" and info["window"] == 100_000
+    assert {"gexp", "torch", "numpy"} <= set(info["versions"])
+    for name in info["models"]:
+        assert (model_dir / name / "model.pkl").is_file()
+    assert (model_dir / "bins.bed").read_bytes() == (
+        run_result / "dataset" / "bins.bed"
+    ).read_bytes()
+
+
+# --- predict -------------------------------------------------------------------------------
+
+
+def test_predict_from_peaks_equals_the_model_on_the_training_matrix(run_result, sim, tmp_path):
+    proc = run_gexp(
+        "predict",
+        "--model",
+        run_result / "model",
+        "--atac",
+        sim / "peaks" / "S002.narrowPeak.gz",
+        "--outdir",
+        tmp_path,
+        "--model-name",
+        "gene_window",
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(tmp_path / "S002.predicted_tpm.tsv", sep="\t")
+    assert list(table.columns) == ["gene_id", "gene_name", "predicted_log1p_tpm", "predicted_tpm"]
+    x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
+    row = accessibility_features(x[samples["sample"].tolist().index("S002")])
+    with open(run_result / "model" / "gene_window" / "model.pkl", "rb") as fh:
+        model = pickle.load(fh)
+    expected = model.predict(row, Context(genes, bins))[0]
+    np.testing.assert_allclose(table["predicted_log1p_tpm"], expected, rtol=1e-5, atol=1e-5)
+    assert (table["predicted_tpm"] >= 0).all()
+
+
+def test_predict_refuses_peaks_of_another_genome(run_result, tmp_path):
+    peaks = tmp_path / "other.bed"
+    peaks.write_text("scaffold_12\t100\t600\tp\t50\t.\t4.0\t3\t2\t250\n")
+    proc = run_gexp(
+        "predict", "--model", run_result / "model", "--atac", peaks, "--outdir", tmp_path / "out"
+    )
+    assert_user_error(proc, "the model and other.bed disagree on the genome", "chr1")
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_refuses_accessibility_binned_differently(run_result, tmp_path):
+    binned = tmp_path / "X.tsv.gz"
+    binned.write_bytes(gzip.compress(b"bin\tvalue\n5\t1\n9999999\t2\n"))
+    proc = run_gexp(
+        "predict", "--model", run_result / "model", "--atac", binned, "--outdir", tmp_path / "out"
+    )
+    assert_user_error(proc, "disagree on bins")
+
+
+def test_predict_unknown_model_name(run_result, sim, tmp_path):
+    proc = run_gexp(
+        "predict",
+        "--model",
+        run_result / "model",
+        "--atac",
+        sim / "peaks" / "S001.narrowPeak.gz",
+        "--outdir",
+        tmp_path,
+        "--model-name",
+        "transformer",
+    )
+    assert_user_error(proc, "has no model 'transformer'")
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def test_report_page_is_self_contained(run_result):
+    page = (run_result / "report.html").read_text()
+    assert 'id="qc"' in page and 'id="metrics"' in page
+    for name in ("mean", "ridge", "nearest", "seed_mlp", "gene_window"):
+        assert f"<td>{name}</td>" in page
+    for sample in ("S001", "S006"):
+        assert f"<td>{sample}</td>" in page
+    assert page.count('src="data:image/png;base64,') >= 4
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    qc = pd.read_csv(run_result / "multiqc" / "gexp_qc_mqc.tsv", sep="\t", comment="#")
+    assert (qc["pseudoaligned_pct"] > 50).all() and (qc["reads"] > 1000).all()
+    assert (qc["peaks"] > 0).all() and (qc["open_bins"] > 0).all()
+    for reads in qc["reads"]:
+        assert f"<td>{reads}</td>" in page  # the page shows the same QC
+
+
+def test_multiqc_custom_content(run_result):
+    qc = (run_result / "multiqc" / "gexp_qc_mqc.tsv").read_text().splitlines()
+    assert qc[0] == "# id: 'gexp_qc'" and "# plot_type: 'table'" in qc[:5]
+    table = pd.read_csv(run_result / "multiqc" / "gexp_qc_mqc.tsv", sep="\t", comment="#")
+    assert len(table) == 6 and "pseudoaligned_pct" in table
+    metrics = pd.read_csv(run_result / "multiqc" / "gexp_metrics_mqc.tsv", sep="\t", comment="#")
+    assert metrics["model"].tolist() == ["mean", "ridge", "nearest", "seed_mlp", "gene_window"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (make test installs it)")
+def test_report_renders_in_headless_chromium(run_result, tmp_path):
+    """The browser shows the tables and decodes every plot (offline: no network at all)."""
+    import matplotlib.image
+
+    url = (run_result / "report.html").as_uri()
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, *profile, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    )
+    assert 'id="metrics"' in dom.stdout and dom.stdout.count("<img") >= 4
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [CHROMIUM, *FLAGS, *profile, f"--screenshot={shot}", "--window-size=1280,4000", url],
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    bar_blue = np.all(np.abs(pixels - np.array([0x4C, 0x72, 0xB0]) / 255) < 0.03, axis=-1)
+    assert bar_blue.sum() > 500, "the bar chart's colour is not on the rendered page"
+    assert pixels.std() > 0.05
