@@ -19,11 +19,24 @@ pytestmark = pytest.mark.slow
 
 def test_gene_window_beats_the_baselines_on_held_out_samples(tmp_path):
     sim = tmp_path / "sim"
-    assert run_gexp("-q", "simulate", "--outdir", sim, "--seed", 11, "--samples", 40).returncode == 0
+    proc = run_gexp("-q", "simulate", "--outdir", sim, "--seed", 11, "--samples", 40)
+    assert proc.returncode == 0, proc.stderr
     ref = sim / "reference"
-    proc = run_gexp("-q", "run", "--input", sim / "samplesheet.csv", "--transcriptome",
-                    ref / "transcripts.fa.gz", "--gtf", ref / "genes.gtf.gz", "--chrom-sizes",
-                    ref / "chrom.sizes", "--outdir", tmp_path / "res", "--early-stopping")
+    proc = run_gexp(
+        "-q",
+        "run",
+        "--input",
+        sim / "samplesheet.csv",
+        "--transcriptome",
+        ref / "transcripts.fa.gz",
+        "--gtf",
+        ref / "genes.gtf.gz",
+        "--chrom-sizes",
+        ref / "chrom.sizes",
+        "--outdir",
+        tmp_path / "res",
+        "--early-stopping",
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "res" / "model" / "metrics.json").read_text())
     score = {name: m["pearson_across_samples"] for name, m in metrics.items()}
