@@ -27,7 +27,10 @@ demo: setup  ## simulate a cohort and run the whole pipeline on it
 	  --gtf demo/sim/reference/genes.gtf.gz --chrom-sizes demo/sim/reference/chrom.sizes \
 	  --outdir demo/results
 
-test: setup  ## lint, then every test (real kallisto and bedtools)
+test: setup  ## lint, then every test (real kallisto, bedtools and headless Chromium)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
