@@ -47,6 +47,17 @@ def remoteSources(row) {
         .findAll { value -> isRemote(value) }
 }
 
+// --chrom_sizes, or the sizes bundled for --genome (as `gexp --genome` finds them).
+def chromSizes() {
+    if (params.chrom_sizes) {
+        return params.chrom_sizes
+    }
+    if (params.genome == 'GRCh38') {
+        return "${projectDir}/assets/GRCh38.chrom.sizes"
+    }
+    error "Give --chrom_sizes FILE or --genome GRCh38"
+}
+
 def runFiles(String runs) {
     runs ? runs.tokenize(';').collect { file(it, checkIfExists: true) } : []
 }
@@ -80,7 +91,7 @@ workflow GEXP {
     ch_rows = ch_valid.splitCsv(header: true)
 
     ch_gtf = ch_valid.map { file(params.gtf, checkIfExists: true) }
-    ch_chrom_sizes = ch_valid.map { file(params.chrom_sizes, checkIfExists: true) }.first()
+    ch_chrom_sizes = ch_valid.map { file(chromSizes(), checkIfExists: true) }.first()
 
     REFERENCE(ch_gtf)
     ch_versions = ch_versions.mix(REFERENCE.out.versions)

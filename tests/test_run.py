@@ -101,3 +101,17 @@ def test_windows_line_endings_and_split_runs_and_existing_quantification(sim, re
     original = pd.read_csv(result / "expression" / "gene_tpm.tsv", sep="\t", index_col=0)
     s = sheet.loc[single, "sample"]
     assert np.corrcoef(np.log1p(original[s]), np.log1p(table[s]))[0, 1] > 0.999
+
+
+def test_too_few_samples_to_train_still_prepares_the_data(sim, tmp_path):
+    sheet = pd.read_csv(sim / "samplesheet.csv", keep_default_na=False, dtype=str).head(4)
+    for col in ("rna_1", "rna_2", "atac"):
+        sheet[col] = [str(sim / v) if v else v for v in sheet[col]]
+    path = tmp_path / "four.csv"
+    sheet.to_csv(path, index=False)
+    proc = gexp_run(sim, path, tmp_path / "res")
+    assert proc.returncode == 0, proc.stderr
+    assert "training skipped: cross-validation needs at least 6 samples" in proc.stderr
+    assert (tmp_path / "res" / "dataset" / "qc.json").is_file()
+    assert not (tmp_path / "res" / "model").exists()
+    assert "No trained models yet" in (tmp_path / "res" / "report.html").read_text()

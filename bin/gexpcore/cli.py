@@ -108,10 +108,11 @@ def cmd_gene_tpm(a: argparse.Namespace) -> None:
 
 def cmd_bins(a: argparse.Namespace) -> None:
     from .bins import make_bins
-    from .genome import parse_region, read_chrom_sizes
+    from .genome import chrom_sizes_for, parse_region, read_chrom_sizes
 
-    region = parse_region(a.region, read_chrom_sizes(a.chrom_sizes)) if a.region else None
-    make_bins(a.chrom_sizes, a.bin_size, region, a.out)
+    sizes = chrom_sizes_for(a.chrom_sizes, a.genome)
+    region = parse_region(a.region, read_chrom_sizes(sizes)) if a.region else None
+    make_bins(sizes, a.bin_size, region, a.out)
 
 
 def cmd_peak_bins(a: argparse.Namespace) -> None:
@@ -122,7 +123,10 @@ def cmd_peak_bins(a: argparse.Namespace) -> None:
     if is_bam(a.peaks):
         values = bin_bam(a.peaks, a.bins, min_mapq=a.min_mapq)
     else:
-        values = bin_peaks(a.peaks, a.bins, a.mode, a.min_score, a.chrom_sizes)
+        from .genome import chrom_sizes_for
+
+        sizes = chrom_sizes_for(a.chrom_sizes, a.genome) if a.chrom_sizes or a.genome else None
+        values = bin_peaks(a.peaks, a.bins, a.mode, a.min_score, sizes)
     write_peak_bins(values, a.out)
 
 
@@ -176,13 +180,14 @@ def cmd_report(a: argparse.Namespace) -> None:
 
 
 def cmd_run(a: argparse.Namespace) -> None:
+    from .genome import chrom_sizes_for
     from .runner import Runner, RunParams
 
     params = RunParams(
         input=a.input,
         transcriptome=a.transcriptome,
         gtf=a.gtf,
-        chrom_sizes=a.chrom_sizes,
+        chrom_sizes=chrom_sizes_for(a.chrom_sizes, a.genome),
         outdir=a.outdir,
         region=a.region,
         bin_size=a.bin_size,
@@ -329,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gene_tpm)
 
     p = sub.add_parser("bins", help="fixed-width bins over the genome or a region")
-    p.add_argument("--chrom-sizes", required=True, type=Path)
+    p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
+    p.add_argument(
+        "--genome", choices=("GRCh38",), help="bundled chrom sizes instead of --chrom-sizes"
+    )
     p.add_argument("--bin-size", type=_positive_int, default=1000)
     p.add_argument("--region", help="e.g. chr1:1-10000000 (1-based, inclusive)")
     p.add_argument("--out", required=True, type=Path)
@@ -343,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, help="drop peaks with BED score below this")
     p.add_argument(
         "--chrom-sizes", type=Path, help="genome chromosomes (default: the chromosomes of the bins)"
+    )
+    p.add_argument(
+        "--genome", choices=("GRCh38",), help="bundled chrom sizes instead of --chrom-sizes"
     )
     p.add_argument("--min-mapq", type=int, default=30, help="BAM input: minimum MAPQ")
     p.set_defaults(func=cmd_peak_bins)
@@ -384,7 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, type=Path, help="samplesheet.csv")
     p.add_argument("--transcriptome", required=True, type=Path, help="transcript FASTA (.gz)")
     p.add_argument("--gtf", required=True, type=Path)
-    p.add_argument("--chrom-sizes", required=True, type=Path)
+    p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
+    p.add_argument(
+        "--genome", choices=("GRCh38",), help="bundled chrom sizes instead of --chrom-sizes"
+    )
     p.add_argument("--outdir", required=True, type=Path)
     p.add_argument("--region", help="e.g. chr1:1-10000000; default: whole genome")
     p.add_argument("--bin-size", type=_positive_int, default=1000)

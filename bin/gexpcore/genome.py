@@ -9,6 +9,24 @@ from pathlib import Path
 from .errors import GexpError
 from .files import read_text
 
+# Chromosome sizes bundled with gexp (assets/ beside bin/ in the repository).
+GENOMES = {"GRCh38": "GRCh38.chrom.sizes"}
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+def chrom_sizes_for(chrom_sizes: str | Path | None, genome: str | None) -> Path:
+    """--chrom-sizes if given, else the bundled sizes of --genome."""
+    if chrom_sizes:
+        return Path(chrom_sizes)
+    if not genome:
+        raise GexpError("give --chrom-sizes FILE or --genome (one of: " + ", ".join(GENOMES) + ")")
+    if genome not in GENOMES:
+        raise GexpError(f"unknown --genome '{genome}'; bundled: {', '.join(GENOMES)}")
+    path = ASSETS / GENOMES[genome]
+    if not path.is_file():
+        raise GexpError(f"--genome {genome}: {path} is missing; give --chrom-sizes instead")
+    return path
+
 
 @dataclass(frozen=True)
 class Region:

@@ -34,8 +34,21 @@ MODES = ("binary", "midpoint", "coverage", "signal")
 
 
 def _intersect(a: Path, bins_path: Path, tmp: Path, flags: list[str]) -> pd.DataFrame:
+    """bedtools intersect in its streaming mode (-sorted): both files in the bins' order."""
     out = tmp / "intersect.tsv"
-    run_tool(["bedtools", "intersect", "-a", a, "-b", bins_path, *flags], "peak-bins", stdout=out)
+    cmd = [
+        "bedtools",
+        "intersect",
+        "-a",
+        a,
+        "-b",
+        bins_path,
+        *flags,
+        "-sorted",
+        "-g",
+        tmp / "genome.txt",
+    ]
+    run_tool(cmd, "peak-bins", stdout=out)
     if out.stat().st_size == 0:
         return pd.DataFrame()
     return pd.read_csv(out, sep="\t", header=None, dtype={0: str})
@@ -65,7 +78,15 @@ def bin_peaks(
         if mode == "midpoint":
             mid = peaks["start"] + (peaks["end"] - peaks["start"]) // 2
             peaks = peaks.assign(start=mid, end=mid + 1)
-        peaks = peaks.sort_values(["chrom", "start", "end"])
+        # Sort peaks in the bins' chromosome order, which bedtools -sorted requires.
+        order = pd.unique(bins["chrom"])
+        ends = bins.groupby("chrom", sort=False)["end"].max()
+        (tmp / "genome.txt").write_text("".join(f"{c}\t{ends[c]}\n" for c in order))
+        rank = {c: i for i, c in enumerate(order)}
+        peaks = peaks[peaks["chrom"].isin(rank)]
+        peaks = peaks.assign(_rank=peaks["chrom"].map(rank)).sort_values(["_rank", "start", "end"])
+        if peaks.empty:
+            return _empty(peaks_path)
         peaks[["chrom", "start", "end", "signal"]].to_csv(bed, sep="\t", header=False, index=False)
         if mode == "coverage":
             merged = tmp / "merged.bed"

@@ -8,6 +8,7 @@ the same command after an interruption redoes only what is missing or stale.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -180,11 +181,27 @@ class Runner:
         return self.out
 
     def train_and_report(self) -> None:
+        from .cv import MIN_FOLD
         from .report import write_report
         from .train import DEFAULT_MODELS, train_models
 
         p, ds, model = self.p, self.out / "dataset", self.out / "model"
         models = p.models or list(DEFAULT_MODELS)
+        n_samples = json.loads((ds / "qc.json").read_text())["n_samples"]
+        if n_samples < 2 * MIN_FOLD:
+            log.warning(
+                "training skipped: cross-validation needs at least %d samples, the "
+                "dataset has %d; the report shows QC only",
+                2 * MIN_FOLD,
+                n_samples,
+            )
+            self.step(
+                "report",
+                fingerprint(ds / "qc.json"),
+                [self.out / "report.html"],
+                lambda: write_report(self.out),
+            )
+            return
         key = fingerprint(
             *(ds / n for n in sorted(os.listdir(ds))),
             models=models,
