@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 APT    := kallisto bedtools samtools
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	@missing=""; for t in kallisto bedtools samtools; do command -v $$t >/dev/null || missing=1; done; \
@@ -34,6 +34,9 @@ test: setup  ## lint, then every test (real kallisto, bedtools and headless Chro
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+benchmark: setup  ## genome-wide benchmarks → benchmarks/results.md (about 15 minutes)
+	$(PY) benchmarks/run.py
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

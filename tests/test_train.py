@@ -288,3 +288,17 @@ def test_report_renders_in_headless_chromium(run_result, tmp_path):
     bar_blue = np.all(np.abs(pixels - np.array([0x4C, 0x72, 0xB0]) / 255) < 0.03, axis=-1)
     assert bar_blue.sum() > 500, "the bar chart's colour is not on the rendered page"
     assert pixels.std() > 0.05
+
+
+def test_default_models_leave_out_dense_ones_that_cannot_fit(
+    run_result, tmp_path, monkeypatch, caplog
+):
+    import gexpcore.models.base as base
+
+    monkeypatch.setattr(base, "DENSE_LIMIT", 1000)
+    caplog.set_level("WARNING", logger="gexp")
+    metrics = train_models(run_result / "dataset", tmp_path / "m", epochs=FAST)
+    assert list(metrics) == ["mean", "nearest", "gene_window"]
+    assert "ridge left out" in caplog.text and "seed_mlp left out" in caplog.text
+    with pytest.raises(GexpError, match="use gene_window"):
+        train_models(run_result / "dataset", tmp_path / "n", ["ridge"], epochs=FAST)

@@ -136,8 +136,9 @@ def cmd_dataset(a: argparse.Namespace) -> None:
     build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)
 
 
-def _models(text: str) -> list[str]:
-    return [m.strip() for m in text.split(",") if m.strip()]
+def _models(text: str | None) -> list[str] | None:
+    """None: the default set (dense models that cannot fit are then left out, not refused)."""
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
 
 
 def _epochs(a: argparse.Namespace) -> dict[str, int]:
@@ -221,12 +222,11 @@ def _network_options(p: argparse.ArgumentParser) -> None:
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    from .train import DEFAULT_MODELS
 
     p.add_argument(
         "--models",
-        default=",".join(DEFAULT_MODELS),
-        help="comma-separated: mean, ridge, nearest, seed_mlp, gene_window",
+        help="comma-separated: mean, ridge, nearest, seed_mlp, gene_window (default: all; "
+        "dense ones that cannot fit in memory are then left out)",
     )
     p.add_argument("--cv", type=_positive_int, default=5, help="folds (grouped when possible)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

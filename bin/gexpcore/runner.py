@@ -218,7 +218,7 @@ class Runner:
             lambda: train_models(
                 ds,
                 model,
-                models,
+                p.models,  # None: the default set, without dense models that cannot fit
                 cv=p.cv,
                 device=p.device,
                 seed=p.seed,

@@ -72,12 +72,14 @@ def train_models(
 ) -> dict:
     import torch
 
+    explicit = models is not None
     models = list(models or DEFAULT_MODELS)
     for name in models:
         if name not in NAMES:
             raise GexpError(f"unknown model '{name}'; choose from {', '.join(NAMES)}")
     dataset, out = Path(dataset), Path(outdir)
     x, expression, genes, samples, bins = load_dataset(dataset)
+    models = _feasible(models, x.shape, explicit)
     x = accessibility_features(x)
     if list(expression.columns) != samples["sample"].tolist():
         raise GexpError(f"dataset {dataset}: samples.tsv and expression.tsv disagree")
@@ -142,6 +144,26 @@ def train_models(
     _write(out, metrics, histories, rows, per_gene, genes, dataset, models, peak_mode, window)
     shutil.rmtree(out / "work", ignore_errors=True)
     return metrics
+
+
+def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list[str]:
+    """Dense models that cannot fit: an error if asked for, left out (with a warning) by default."""
+    from .models.base import DENSE_LIMIT, dense_cells, refuse_dense
+
+    keep = []
+    for name in models:
+        if name in ("ridge", "seed_mlp") and dense_cells(name, shape) > DENSE_LIMIT:
+            if explicit:
+                refuse_dense(name, shape)
+            log.warning(
+                "%s left out: a dense %d × %d matrix does not fit in memory; "
+                "gene_window trains genome-wide",
+                name,
+                *shape,
+            )
+            continue
+        keep.append(name)
+    return keep
 
 
 def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):

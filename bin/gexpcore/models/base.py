@@ -60,8 +60,17 @@ def accessibility_features(x: sp.csr_matrix) -> sp.csr_matrix:
     return x
 
 
-def refuse_dense(name: str, shape: tuple[int, int]) -> None:
+def dense_cells(name: str, shape: tuple[int, int]) -> int:
+    """Floats a dense model holds for samples × bins input (seed_mlp: also its 500 × bins
+    weights with their gradients and Adam state)."""
     cells = int(shape[0]) * int(shape[1])
+    if name == "seed_mlp":
+        cells += 4 * 500 * int(shape[1])
+    return cells
+
+
+def refuse_dense(name: str, shape: tuple[int, int]) -> None:
+    cells = dense_cells(name, shape)
     if cells > DENSE_LIMIT:
         raise GexpError(
             f"model {name} needs a dense {shape[0]} samples × {shape[1]} bins matrix "
