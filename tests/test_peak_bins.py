@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pysam
 import pytest
-from conftest import run_gexp
+from conftest import ROOT, assert_user_error, run_gexp
 
 SIZES = {"chr1": 10_500, "chr2": 7_250}
 BIN = 1000
@@ -242,3 +242,16 @@ def test_bam_fragments_per_bin(tmp_path, genome):
     proc = run_gexp("peak-bins", "--peaks", path, "--bins", bins_path, "--out", out)
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(read_sparse(out, len(bins)).to_numpy(), expected)
+
+
+def test_bundled_grch38_genome(tmp_path):
+    out = tmp_path / "bins.bed"
+    proc = run_gexp("bins", "--genome", "GRCh38", "--region", "chrX", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out, sep="\t", header=None)
+    assert table[2].iloc[-1] == 156_040_895 and len(table) == 156_041
+    sizes = pd.read_csv(ROOT / "assets" / "GRCh38.chrom.sizes", sep="\t", header=None)
+    assert sizes[0].tolist()[:3] == ["chr1", "chr2", "chr3"] and len(sizes) == 25
+    assert_user_error(
+        run_gexp("bins", "--out", tmp_path / "x.bed"), "give --chrom-sizes FILE or --genome"
+    )
