@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import FAST_TRAINING, ROOT, run_gexp
+from conftest import ROOT, gexp_run
 from encode_portal import Server, ena_report, file_object, serve_encode_file
 from nextflow_source import processes
 
@@ -76,18 +76,10 @@ def remote_samplesheet(tmp_path, storage: Server):
 
 
 def run(sheet, outdir, portal):
-    ref = DATA / "reference"
-    return run_gexp(
-        "run",
-        "--input",
+    """`gexp run` on the bundled cohort's reference, with the test servers as ENCODE and ENA."""
+    return gexp_run(
+        DATA,
         sheet,
-        "--transcriptome",
-        ref / "transcripts.fa.gz",
-        "--gtf",
-        ref / "genes.gtf.gz",
-        "--chrom-sizes",
-        ref / "chrom.sizes",
-        "--outdir",
         outdir,
         "--encode-url",
         portal.url,
@@ -95,7 +87,6 @@ def run(sheet, outdir, portal):
         portal.url,
         "--retry-wait",
         0.01,
-        *FAST_TRAINING,
     )
 
 
