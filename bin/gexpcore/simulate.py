@@ -17,18 +17,21 @@ Accessibility
     Samples belong to `groups` biosample classes. There is one accessibility
     program per group; a sample's program activities are
     z[s, k] = 1.5·[group(s) = k] + N(0, 0.6²). Each element has a baseline
-    logit b ~ N(−0.3, 1.2²) and, for 60 % of elements, a loading w ~ U(1.5, 3.5)
-    on one program (the rest are constitutive). Its latent accessibility in a
-    sample is a = sigmoid(b + w·z[s, program] + N(0, 0.5²)). A peak is called
-    with probability sigmoid(8·(a − 0.5)), centred near the element (N(0, 80 bp)), 150–2,000 bp
-    wide, signalValue ≈ 2 + 25·a, and 3 % extra noise peaks fall anywhere.
+    logit b ~ N(−0.3, 1.2²) (promoters: N(0, 0.8²), so they vary between
+    samples) and, for 60 % of elements, a loading w ~ U(1, 2.5) on one program
+    (the rest are constitutive). Its latent accessibility in a sample is
+    a = sigmoid(b + w·z[s, program] + ε), with element- and sample-specific
+    ε ~ N(0, 1.5²): local variation that genome-wide programs do not explain.
+    A peak is called with probability sigmoid(20·(a − 0.5)), centred near the
+    element (N(0, 80 bp)), 150–2,000 bp wide, signalValue ≈ 2 + 25·a, and 3 %
+    extra noise peaks fall anywhere.
     Peak files are ENCODE-style narrowPeak (10 columns, sorted by pValue).
 
 Expression
     log θ[g, s] = μ_g + Σ_e β_ge·(a[e, s] − ā_e) + N(0, σ_bio²), with
-    μ_g ~ N(log 30, 1.3²), promoter β ~ U(2, 4), distal β ~ ±U(0.5, 1.5)
-    (a quarter repressive), σ_bio = 0.3, and 15 % of genes with no effects at
-    all. Transcripts share their gene's abundance through fixed Dirichlet(2)
+    μ_g ~ N(log 30, 1.3²), promoter β ~ U(2, 4), distal β ~ ±U(0.3, 1)
+    (a quarter repressive), σ_bio = --noise (0.3), and 10 % of genes with no
+    effects at all. Transcripts share their gene's abundance through fixed Dirichlet(2)
     fractions with per-sample log-normal jitter (σ = 0.1). TPM is
     10⁶·θ_t / Σθ. Truth files hold these TPMs.
 
@@ -39,6 +42,9 @@ Reads
     single-end, the others paired-end. Base qualities fall along the read
     (Phred ≈ 38 − 0.1·position ± 3) and substitution errors occur with
     probability 10^(−Q/10) at each base, so qualities are honest.
+
+truth/ holds gene and transcript TPM (unversioned ids), the elements with their
+effects (elements.tsv) and each element's latent accessibility per sample.
 """
 
 from __future__ import annotations
