@@ -35,7 +35,7 @@ test: setup  ## lint, then every test (real kallisto, bedtools and headless Chro
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
 
-benchmark: setup  ## genome-wide benchmarks → benchmarks/results.md (about 15 minutes)
+benchmark: setup  ## genome-wide benchmarks → benchmarks/results.md (about 10 minutes)
 	$(PY) benchmarks/run.py
 
 lint:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gexp benchmarks: genome-wide inputs, measured side by side, written to benchmarks/results.md.
 
-    python benchmarks/run.py            # the full set (about 15 minutes on 2 cores)
+    python benchmarks/run.py            # the full set (about 10 minutes on 2 cores)
     python benchmarks/run.py --quick    # small sizes, to check that the script works
 
 Each measurement runs as its own process; wall time is measured around it and peak

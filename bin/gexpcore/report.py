@@ -126,7 +126,7 @@ def _plots(model_dir: Path, metrics: dict) -> list[tuple[str, str]]:
         ax.set_title(name)
         ax.set_xlabel("observed − gene mean")
     axes[0][0].set_ylabel("predicted − gene mean")
-    fig.suptitle("Held-out predictions: deviations from each gene's mean (log1p TPM)")
+    fig.suptitle("Held-out predictions: deviations from each gene's mean (log1p TPM)", y=1.04)
     plots.append(("Observed against predicted (held-out)", _png(fig)))
 
     per_gene = pd.read_csv(model_dir / "per_gene_r.tsv", sep="\t", index_col=0)
