@@ -6,7 +6,7 @@ JSON); downloads can be made to fail on purpose, request by request:
     server.faults["/bucket/x.gz"] = ["drop", "503", "ok"]
 
 Faults: "drop" (connection closed a third of the way into the body), "truncate"
-(closed a few bytes before the end), "503", "429" (Retry-After: 1), "404", "corrupt"
+(closed a few bytes before the end), "503", "429" (Retry-After: 1), "404", "403", "corrupt"
 (right length, wrong bytes), "ignore-range" (a full 200 answer to a Range request).
 Every request is recorded with its time and whether it carried credentials.
 """
@@ -92,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
             fault = state.faults[path].pop(0) if state.faults.get(path) else "ok"
-        if fault in ("503", "404"):
+        if fault in ("503", "404", "403"):
             return self._status(int(fault))
         if fault == "429":
             return self._status(429, {"Retry-After": "1"})

@@ -325,3 +325,34 @@ def test_tool_missing_from_path(tmp_path, bins, monkeypatch):
     )
     if shutil.which("bedtools", path=os.path.dirname(py)) is None:
         assert_user_error(proc, "bedtools not found on PATH")
+
+
+def test_non_numeric_fragment_length(sim, tmp_path):
+    sheet = sheet_from(sim, tmp_path, lambda s: s.loc.__setitem__((2, "fragment_length"), "long"))
+    proc = gexp_run(sim, sheet, tmp_path / "res")
+    assert_user_error(proc, "line 4 (sample S003)", "fragment_length must be a number, got 'long'")
+
+
+def test_invalid_region(sim, tmp_path):
+    proc = gexp_run(sim, sim / "samplesheet.csv", tmp_path / "res", "--region", "chr1:500-100")
+    assert_user_error(proc, "invalid region 'chr1:500-100'")
+    proc = gexp_run(sim, sim / "samplesheet.csv", tmp_path / "res", "--region", "chr9")
+    assert_user_error(proc, "chromosome chr9 is not in the chrom sizes")
+
+
+def test_malformed_chrom_sizes(tmp_path):
+    sizes = tmp_path / "bad.sizes"
+    sizes.write_text("chr1\t1000\nchr2\tlots\n")
+    proc = run_gexp("bins", "--chrom-sizes", sizes, "--out", tmp_path / "out" / "bins.bed")
+    assert_user_error(proc, "bad.sizes line 2", "non-numeric size 'lots'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_paired_run_given_as_read_2(tmp_path):
+    from gexpcore.errors import GexpError
+    from gexpcore.samplesheet import Sample, localise
+
+    sample = Sample("A", rna_1=["SRR0000001"], rna_2=["SRR0000002"], atac="x.bed")
+    fetched = {"SRR0000001": ["a_1.fq.gz", "a_2.fq.gz"], "SRR0000002": ["b_1.fq.gz", "b_2.fq.gz"]}
+    with pytest.raises(GexpError, match="run 'SRR0000001' is paired-end by itself"):
+        localise([sample], fetched)

@@ -266,3 +266,10 @@ def test_no_progress_bar_in_logs(portal, storage, tmp_path):
     proc = fetch(portal, "ENCFF769VDQ", "--out", tmp_path / "p.bed.gz")
     assert proc.returncode == 0
     assert "%|" not in proc.stderr and "\r" not in proc.stderr
+
+
+def test_access_denied_names_the_credentials(portal, tmp_path):
+    portal.faults["/files/ENCFF000ABC/"] = ["403"]
+    proc = fetch(portal, "ENCFF000ABC", "--out", tmp_path / "x.bed.gz")
+    assert_user_error(proc, "ENCFF000ABC: access denied (403)", "ENCODE_ACCESS_KEY")
+    assert list(tmp_path.iterdir()) == []
