@@ -219,6 +219,7 @@ def test_main_runs_the_same_steps_as_gexp_run():
 
 def test_gexp_run_executes_the_steps_in_that_order(sim, tmp_path):
     from gexpcore.runner import STEPS, Runner, RunParams
+    from gexpcore.train import TrainSettings
 
     ref = sim / "reference"
     runner = Runner(
@@ -229,6 +230,7 @@ def test_gexp_run_executes_the_steps_in_that_order(sim, tmp_path):
             ref / "chrom.sizes",
             tmp_path,
             threads=1,
+            training=TrainSettings(epochs={"seed_mlp": 20, "gene_window": 2}),
         )
     )
     runner.run()

@@ -150,21 +150,27 @@ def _epochs(a: argparse.Namespace) -> dict[str, int]:
     return epochs
 
 
-def cmd_train(a: argparse.Namespace) -> None:
-    from .train import train_models
+def _train_settings(a: argparse.Namespace):
+    from .train import TrainSettings
 
-    train_models(
-        a.dataset,
-        a.outdir,
-        _models(a.models),
+    return TrainSettings(
+        models=_models(a.models),
         cv=a.cv,
         device=a.device,
         seed=a.seed,
         window=a.window,
-        threads=a.threads,
         epochs=_epochs(a),
         early_stopping=a.early_stopping,
-        peak_mode=a.peak_mode,
+    )
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from .train import train_models
+
+    train_models(
+        a.dataset, a.outdir, **asdict(_train_settings(a)), threads=a.threads, peak_mode=a.peak_mode
     )
 
 
@@ -198,13 +204,7 @@ def cmd_run(a: argparse.Namespace) -> None:
         fragment_length=a.fragment_length,
         fragment_sd=a.fragment_sd,
         max_downloads=a.max_downloads,
-        models=_models(a.models),
-        cv=a.cv,
-        device=a.device,
-        seed=a.seed,
-        window=a.window,
-        epochs=_epochs(a),
-        early_stopping=a.early_stopping,
+        training=_train_settings(a),
     )
     Runner(params, fetcher=_fetcher(a)).run()
 

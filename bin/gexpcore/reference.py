@@ -8,6 +8,7 @@ what every window around the TSS is measured from.
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def _attr(attrs: pd.Series, key: str) -> pd.Series:
 
 
 def _leading_comments(path: Path) -> int:
-    opener = __import__("gzip").open if is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     n = 0
     with opener(path, "rt") as fh:
         for line in fh:

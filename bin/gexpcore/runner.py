@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .bins import make_bins, read_bins
@@ -39,6 +39,7 @@ from .samplesheet import (
     remote_sources,
     write_validated,
 )
+from .train import TrainSettings
 from .versions import write_pipeline_info
 
 log = logging.getLogger("gexp")
@@ -76,13 +77,7 @@ class RunParams:
     fragment_length: float = 200.0
     fragment_sd: float = 20.0
     max_downloads: int = 4
-    models: list[str] | None = None
-    cv: int = 5
-    device: str = "auto"
-    seed: int = 0
-    window: int = 100_000
-    epochs: dict[str, int] | None = None
-    early_stopping: bool = False
+    training: TrainSettings = field(default_factory=TrainSettings)
 
 
 class Runner:
@@ -183,10 +178,9 @@ class Runner:
     def train_and_report(self) -> None:
         from .cv import MIN_FOLD
         from .report import write_report
-        from .train import DEFAULT_MODELS, train_models
+        from .train import train_models
 
         p, ds, model = self.p, self.out / "dataset", self.out / "model"
-        models = p.models or list(DEFAULT_MODELS)
         n_samples = json.loads((ds / "qc.json").read_text())["n_samples"]
         if n_samples < 2 * MIN_FOLD:
             log.warning(
@@ -202,32 +196,13 @@ class Runner:
                 lambda: write_report(self.out),
             )
             return
-        key = fingerprint(
-            *(ds / n for n in sorted(os.listdir(ds))),
-            models=models,
-            cv=p.cv,
-            seed=p.seed,
-            window=p.window,
-            epochs=p.epochs,
-            early_stopping=p.early_stopping,
-        )
+        settings = asdict(p.training)
+        key = fingerprint(*(ds / n for n in sorted(os.listdir(ds))), **settings)
         self.step(
             "train",
             key,
             [model / "metrics.json", model / "model_info.json"],
-            lambda: train_models(
-                ds,
-                model,
-                p.models,  # None: the default set, without dense models that cannot fit
-                cv=p.cv,
-                device=p.device,
-                seed=p.seed,
-                window=p.window,
-                threads=p.threads,
-                epochs=p.epochs,
-                early_stopping=p.early_stopping,
-                peak_mode=p.peak_mode,
-            ),
+            lambda: train_models(ds, model, **settings, threads=p.threads, peak_mode=p.peak_mode),
         )
         self.step(
             "report",

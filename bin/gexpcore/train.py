@@ -19,6 +19,7 @@ import os
 import pickle
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,19 @@ from .models.base import accessibility_features
 log = logging.getLogger("gexp")
 
 DEFAULT_MODELS = ("mean", "ridge", "nearest", "seed_mlp", "gene_window")
+
+
+@dataclass
+class TrainSettings:
+    """The training options that `gexp train` and `gexp run` share (train_models' keywords)."""
+
+    models: list[str] | None = None  # None: the default set (see _feasible)
+    cv: int = 5
+    device: str = "auto"
+    seed: int = 0
+    window: int = 100_000
+    epochs: dict[str, int] | None = None
+    early_stopping: bool = False
 
 
 def resolve_device(device: str) -> str:
@@ -141,7 +155,7 @@ def train_models(
         histories[name]["final"] = _final(
             name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress
         )
-    _write(out, metrics, histories, rows, per_gene, genes, dataset, models, peak_mode, window)
+    _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, models, peak_mode, window)
     shutil.rmtree(out / "work", ignore_errors=True)
     return metrics
 
@@ -219,7 +233,9 @@ def _long(name, fold_of, samples, gene_ids, y, pred) -> pd.DataFrame:
     )
 
 
-def _write(out, metrics, histories, rows, per_gene, genes, dataset, models, peak_mode, window):
+def _write(
+    out, metrics, histories, rows, per_gene, genes, bins, dataset, models, peak_mode, window
+):
     from .versions import python_versions
 
     with atomic_write(out / "metrics.json") as fh:
@@ -239,12 +255,8 @@ def _write(out, metrics, histories, rows, per_gene, genes, dataset, models, peak
         "default_model": best,
         "peak_mode": peak_mode,
         "window": window,
-        "n_bins": int(sum(1 for _ in open(out / "bins.bed"))),
-        "chromosomes": sorted(
-            pd.read_csv(out / "bins.bed", sep="\t", header=None, dtype={0: str})[0]
-            .unique()
-            .tolist()
-        ),
+        "n_bins": len(bins),
+        "chromosomes": sorted(bins["chrom"].unique().tolist()),
         "versions": python_versions(),
     }
     import torch
