@@ -173,3 +173,124 @@ def ext_args(modules_config: str) -> dict[str, list[str]]:
 
 def shell_words(text: str) -> list[str]:
     return shlex.split(text)
+
+
+@dataclass
+class Input:
+    """One declared process input: `val x`, or `path x` with its options (stageAs, arity)."""
+
+    process: str
+    kind: str  # val | path | env | stdin
+    name: str
+    options: dict[str, str]
+    slot: int  # position in the process's input list (what input[slot] feeds in nf-test)
+
+    @property
+    def arity(self) -> tuple[int, float] | None:
+        """(min, max) files from `arity:`, or None when not declared."""
+        text = self.options.get("arity")
+        if text is None:
+            return None
+        lo, _, hi = text.partition("..")
+        hi = hi or lo
+        return int(lo), float("inf") if hi == "*" else int(hi)
+
+    @property
+    def always_a_list(self) -> bool:
+        """Nextflow binds a list only when arity allows several files; one file is a bare path."""
+        return self.arity is not None and self.arity[1] > 1
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes."""
+    parts, depth, quote, cur = [], 0, None, []
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    if "".join(cur).strip():
+        parts.append("".join(cur).strip())
+    return parts
+
+
+def _one_input(process: str, text: str, slot: int) -> Input:
+    match = re.match(r"(val|path|env|stdin)\s*\(?\s*([\w'\"]+)?", text)
+    assert match, f"{process}: cannot read input '{text}'"
+    kind, name = match.group(1), (match.group(2) or "").strip("'\"")
+    options = dict(re.findall(r"(\w+)\s*:\s*'([^']*)'", text))
+    return Input(process, kind, name, options, slot)
+
+
+def process_inputs(proc: ProcessSource) -> list[list[Input]]:
+    """The inputs of a process, one list per slot (a tuple holds several)."""
+    slots = []
+    for line in proc.section("input").splitlines():
+        line = line.split("//")[0].strip()
+        if not line:
+            continue
+        slot = len(slots)
+        if line.startswith("tuple"):
+            slots.append([_one_input(proc.name, p, slot) for p in _split_top(line[5:].strip())])
+        else:
+            head, *rest = _split_top(line)
+            joined = ", ".join([head, *rest]) if rest else head
+            slots.append([_one_input(proc.name, joined, slot)])
+    return slots
+
+
+def statements(text: str, workflow: str) -> list[str]:
+    """The top-level statements of a workflow's body, each with its continuation lines."""
+    match = re.search(rf"^workflow\s+{workflow}\s*\{{(.*?)^\}}", text, re.M | re.S)
+    assert match, f"no workflow {workflow}"
+    found: list[str] = []
+    for line in match.group(1).splitlines():
+        if re.match(r"^    [^\s)\]}.]", line):
+            found.append(line.strip())
+        elif line.strip() and found:
+            found[-1] += "\n" + line.strip()
+    return found
+
+
+def channels_derived_from(text: str, workflow: str, needle: str) -> set[str]:
+    """Channel variables whose items are built with `needle`, directly or from such a channel.
+
+    A channel that takes `.first()` of one and maps it to something else (the transcriptome
+    channel, started by the first sample with reads) carries other items and is not followed.
+    """
+    assigned = [
+        (m.group(1), m.group(2))
+        for s in statements(text, workflow)
+        if (m := re.match(r"(ch_\w+)\s*=\s*(.*)", s, re.S))
+    ]
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, rhs in assigned:
+            if name not in found and (
+                needle in rhs
+                or (".first()" not in rhs and any(re.search(rf"\b{c}\b", rhs) for c in found))
+            ):
+                found.add(name)
+                changed = True
+    return found
+
+
+def process_calls(text: str, workflow: str) -> dict[str, list[str]]:
+    """Each process call in a workflow body and its argument expressions."""
+    calls = {}
+    for s in statements(text, workflow):
+        match = re.match(r"([A-Z][A-Z0-9_]+)\s*\((.*)\)\s*$", s, re.S)
+        if match:
+            calls[match.group(1)] = _split_top(match.group(2).replace("\n", " "))
+    return calls

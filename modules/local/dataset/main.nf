@@ -6,8 +6,9 @@ process DATASET {
     container "${ params.gexp_container }"
 
     input:
-    path expression   , stageAs: 'inputs/expression/*'
-    path accessibility, stageAs: 'inputs/accessibility/*'
+    // Always lists (arity), even for one sample; names are unique: <sample id>.<suffix>.
+    path expression   , stageAs: 'inputs/expression/*'   , arity: '1..*'
+    path accessibility, stageAs: 'inputs/accessibility/*', arity: '1..*'
     path bins
     path genes
     path samplesheet

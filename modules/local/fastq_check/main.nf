@@ -6,7 +6,8 @@ process FASTQ_CHECK {
     container "${ params.gexp_container }"
 
     input:
-    tuple val(meta), path(read1, stageAs: 'read1/*'), path(read2, stageAs: 'read2/*')
+    // One folder per run (read1/1/, read1/2/, …): runs of one sample may share a file name.
+    tuple val(meta), path(read1, stageAs: 'read1/*/*', arity: '1..*'), path(read2, stageAs: 'read2/*/*')
 
     output:
     tuple val(meta), path("${prefix}.reads.txt"), emit: checked
@@ -18,11 +19,12 @@ process FASTQ_CHECK {
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
-    def mates = read2 ? "--read2 ${read2.join(' ')}" : ''
+    // A path input renders as its staged name(s), space-separated; read2 is [] for single-end.
+    def mates = read2 ? "--read2 ${read2}" : ''
     """
     gexp check-fastq \\
         --sample ${meta.id} \\
-        --read1 ${read1.join(' ')} \\
+        --read1 ${read1} \\
         $mates \\
         $args \\
         > ${prefix}.reads.txt

@@ -8,7 +8,8 @@ process KALLISTO_QUANT {
         'biocontainers/kallisto:0.48.0--h15996b6_2' }"
 
     input:
-    tuple val(meta), path(reads)
+    // One folder per file (reads/1/, reads/2/, …), in channel order: runs may share a file name.
+    tuple val(meta), path(reads, stageAs: 'reads/*/*', arity: '1..*')
     path index
 
     output:
