@@ -172,3 +172,144 @@ def test_fetched_file_names_never_belong_to_two_sources(tmp_path):
     for source in sources:
         found = [p.name for p in cached_files(source, tmp_path, verify=False)]
         assert sorted(found) == sorted(names[source]), source
+
+
+# -- 2. image names reach the container engine as written ------------------------------------
+
+CONFIG_FILES = [
+    ROOT / "nextflow.config",
+    *sorted((ROOT / "conf").glob("*.config")),
+    ROOT / "tests" / "nextflow.config",
+]
+ENGINES = ("docker", "podman", "singularity", "apptainer")
+README = (ROOT / "README.md").read_text()
+
+
+def param_default(name: str) -> str | None:
+    block = re.search(r"^params\s*\{(.*?)^\}", (ROOT / "nextflow.config").read_text(), re.M | re.S)
+    value = re.search(rf"^\s*{name}\s*=\s*(.+?)\s*$", block.group(1), re.M).group(1)
+    return None if value == "null" else value.strip("'\"")
+
+
+def configured_registries() -> dict[str, set[str]]:
+    """Every `<engine>.registry` any config file sets (dotted or inside an engine block)."""
+    found: dict[str, set[str]] = {engine: set() for engine in ENGINES}
+    for path in CONFIG_FILES:
+        text = path.read_text()
+        for engine, value in re.findall(
+            rf"\b({'|'.join(ENGINES)})\.registry\s*=\s*'([^']*)'", text
+        ):
+            found[engine].add(value)
+        for engine in ENGINES:
+            for block in re.findall(rf"^\s*{engine}\s*\{{(.*?)^\s*\}}", text, re.M | re.S):
+                found[engine].update(re.findall(r"^\s*registry\s*=\s*'([^']*)'", block, re.M))
+    return found
+
+
+def engine_image_name(image: str, registry: str | None) -> str:
+    """The name Nextflow hands the engine: the registry is prefixed unless the image's first
+    path component names a host (contains '.' or ':'), as Nextflow's container handler does."""
+    if not registry:
+        return image
+    slash = image.find("/")
+    if slash != -1 and any(c in image[:slash] for c in ".:"):
+        return image
+    return f"{registry.rstrip('/')}/{image}"
+
+
+def pipeline_images() -> set[str]:
+    """Docker-style image names: module container strings and the *_container params."""
+    images = set()
+    for proc in PROCESSES:
+        directive = re.search(r"^\s*container\s+(.*?)(?=^\s*(input:|$))", proc.text, re.M | re.S)
+        for value in re.findall(r"'([^']+)'", directive.group(1)):
+            if "://" not in value and not value.startswith("/") and ":" in value:
+                images.add(value)
+    for name in re.findall(r"params\.(\w*container)\b", "\n".join(p.text for p in PROCESSES)):
+        images.add(param_default(name))
+    for path in CONFIG_FILES:
+        for name in re.findall(r"params\.(\w*container)\b", path.read_text()):
+            images.add(param_default(name))
+    images.discard(None)
+    return images
+
+
+def locally_built_images() -> set[str]:
+    return set(re.findall(r"docker build -t (\S+)", README))
+
+
+def test_engine_image_name_follows_nextflow():
+    assert engine_image_name("gexp-python:0.1.0", "quay.io") == "quay.io/gexp-python:0.1.0"
+    assert (
+        engine_image_name("biocontainers/kallisto:1", "quay.io")
+        == "quay.io/biocontainers/kallisto:1"
+    )
+    assert engine_image_name("quay.io/biocontainers/kallisto:1", "quay.io") == (
+        "quay.io/biocontainers/kallisto:1"
+    )
+    assert engine_image_name("gexp-python:0.1.0", None) == "gexp-python:0.1.0"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_image_reaches_the_engine_as_written(engine):
+    """A registry setting rewrites short names, the locally built gexp images included."""
+    images = pipeline_images()
+    assert len(images) >= 3, images
+    for registry in configured_registries()[engine] or {None}:
+        for image in images:
+            assert engine_image_name(image, registry) == image, (engine, registry, image)
+
+
+def test_pulled_images_name_their_registry_and_local_ones_are_built_by_the_readme():
+    local = locally_built_images()
+    for image in pipeline_images():
+        if image in local:
+            continue
+        host = image.split("/")[0]
+        assert "/" in image and "." in host, f"{image}: name the registry (quay.io/…)"
+    for name in ("gexp_container", "gexp_gpu_container"):
+        assert param_default(name) in local, f"README builds no image named {param_default(name)}"
+
+
+# -- 10. the gpu profile trains with a CUDA build of PyTorch ---------------------------------
+
+
+def _deps(path) -> list[str]:
+    text = path.read_text().split("dependencies:")[1]
+    return re.findall(r"^\s*-\s*(\S+)\s*$", text, re.M)
+
+
+def _gpu_block() -> str:
+    text = (ROOT / "conf" / "gpu.config").read_text()
+    return re.search(r"withLabel:\s*process_gpu\s*\{(.*?)\n    \}", text, re.S).group(1)
+
+
+def test_gpu_profile_gives_training_a_cuda_environment_with_every_engine():
+    block = _gpu_block()
+    assert re.search(r"^\s*container\s*=.*params\.gexp_gpu_container", block, re.M), (
+        "docker/singularity: TRAIN needs the CUDA image under -profile gpu"
+    )
+    conda = re.search(r"^\s*conda\s*=\s*\"\$\{projectDir\}/(envs/[\w.-]+)\"", block, re.M)
+    assert conda, "conda: TRAIN needs the CUDA environment under -profile gpu"
+    gpu_env = ROOT / conda.group(1)
+    deps = _deps(gpu_env)
+    cuda = [d for d in deps if d.startswith("pytorch-gpu=") or re.match(r"pytorch=[^=]+=cuda", d)]
+    assert cuda, f"{gpu_env.name}: no CUDA build of PyTorch is selected"
+    base = _deps(ROOT / "envs" / "gexp.yml")
+    assert sorted(set(deps) - set(cuda)) == sorted(base), "every other pin equals envs/gexp.yml"
+    trains = [p for p in PROCESSES if "label 'process_gpu'" in p.text]
+    assert [p.name for p in trains] == ["TRAIN"]
+
+
+def test_cuda_image_is_solved_with_a_declared_cuda_version():
+    """Image builders have no GPU: without CONDA_OVERRIDE_CUDA conda refuses CUDA builds."""
+    dockerfile = (ROOT / "envs" / "gexp.Dockerfile").read_text()
+    assert re.search(r"^ARG ENV_FILE=gexp\.yml$", dockerfile, re.M)
+    assert re.search(r"^ARG CUDA=", dockerfile, re.M)
+    assert 'CONDA_OVERRIDE_CUDA="${CUDA}"' in dockerfile
+    builds = re.findall(
+        r"docker build (.*?)-f envs/gexp\.Dockerfile", README.replace("\\\n", " "), re.S
+    )
+    gpu = [b for b in builds if f"-t {param_default('gexp_gpu_container')} " in b]
+    assert gpu, "README builds the gpu image"
+    assert "--build-arg ENV_FILE=gexp-gpu.yml" in gpu[0] and "--build-arg CUDA=" in gpu[0]

@@ -5,7 +5,7 @@ process KALLISTO_QUANT {
     conda "${moduleDir}/../../../envs/kallisto.yml"
     container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
         'https://depot.galaxyproject.org/singularity/kallisto:0.48.0--h15996b6_2' :
-        'biocontainers/kallisto:0.48.0--h15996b6_2' }"
+        'quay.io/biocontainers/kallisto:0.48.0--h15996b6_2' }"
 
     input:
     // One folder per file (reads/1/, reads/2/, …), in channel order: runs may share a file name.
