@@ -313,3 +313,118 @@ def test_cuda_image_is_solved_with_a_declared_cuda_version():
     gpu = [b for b in builds if f"-t {param_default('gexp_gpu_container')} " in b]
     assert gpu, "README builds the gpu image"
     assert "--build-arg ENV_FILE=gexp-gpu.yml" in gpu[0] and "--build-arg CUDA=" in gpu[0]
+
+
+# -- 3. both runners train the same default model set ----------------------------------------
+
+MODULES_CONFIG = (ROOT / "conf" / "modules.config").read_text()
+
+
+def config_params(text: str) -> dict[str, object]:
+    """The params block of a config as Python values (null, booleans, numbers, strings)."""
+    block = re.search(r"^params\s*\{(.*?)^\}", text, re.M | re.S).group(1)
+    values: dict[str, object] = {}
+    for name, raw in re.findall(r"^\s*(\w+)\s*=\s*(.+?)\s*$", block, re.M):
+        if raw == "null":
+            values[name] = None
+        elif raw in ("true", "false"):
+            values[name] = raw == "true"
+        elif re.fullmatch(r"-?\d+", raw):
+            values[name] = int(raw)
+        else:
+            values[name] = raw.strip("'\"")
+    return values
+
+
+def ext_args_words(process: str, params: dict[str, object]) -> list[str]:
+    """What conf/modules.config's ext.args closure for `process` evaluates to under `params`.
+
+    Understands the forms the file uses: "--flag ${params.x}", and
+    `params.x ? "…" : ''` / `params.x != null ? "…" : ''`; anything else fails the test.
+    """
+    from nextflow_source import _split_top
+
+    for selector, body in re.findall(
+        r"withName:\s*'([^']+)'\s*\{(.*?)\n    \}", MODULES_CONFIG, re.S
+    ):
+        if process in selector.split("|") and "ext.args" in body:
+            items = re.search(r"ext\.args\s*=\s*\{\s*\[(.*?)\]\.join", body, re.S).group(1)
+            break
+    else:
+        return []
+    words: list[str] = []
+    for item in _split_top(items):
+        conditional = re.fullmatch(r"(params\.\w+(?:\s*!=\s*null)?)\s*\?\s*(.+?)\s*:\s*''", item)
+        if conditional:
+            cond, item = conditional.groups()
+            value = params[re.search(r"params\.(\w+)", cond).group(1)]
+            if not (value is not None if "!=" in cond else value):
+                continue
+        literal = re.fullmatch(r"\"(.*)\"|'(.*)'", item)
+        assert literal, f"{process}: cannot evaluate ext.args item {item}"
+        text = literal.group(1) if literal.group(1) is not None else literal.group(2)
+        words += re.sub(r"\$\{params\.(\w+)\}", lambda m: str(params[m.group(1)]), text).split()
+    return words
+
+
+NEXTFLOW_DEFAULTS = config_params((ROOT / "nextflow.config").read_text())
+
+
+def _parse(*argv):
+    from gexpcore.cli import build_parser
+
+    return build_parser().parse_args([str(a) for a in argv])
+
+
+RUN_REQUIRED = ("run", "--input", "s.csv", "--transcriptome", "t.fa", "--gtf", "g", "--outdir", "o")
+
+
+def test_train_gets_the_training_settings_of_gexp_run_by_default():
+    """An explicit --models list makes gexp train refuse dense models genome-wide."""
+    from dataclasses import asdict
+
+    from gexpcore.cli import _train_settings
+
+    words = ext_args_words("TRAIN", NEXTFLOW_DEFAULTS)
+    pipeline = _parse("train", "--dataset", "d", "--outdir", "m", *words)
+    run = _parse(*RUN_REQUIRED)
+    assert asdict(_train_settings(pipeline)) == asdict(_train_settings(run))
+    assert pipeline.peak_mode == run.peak_mode
+
+
+def test_train_passes_models_when_they_are_asked_for():
+    from gexpcore.cli import _train_settings
+    from gexpcore.train import DEFAULT_MODELS
+
+    asked = ",".join(DEFAULT_MODELS[:2])
+    words = ext_args_words("TRAIN", {**NEXTFLOW_DEFAULTS, "models": asked})
+    settings = _train_settings(_parse("train", "--dataset", "d", "--outdir", "m", *words))
+    assert settings.models == list(DEFAULT_MODELS[:2])
+
+
+@pytest.mark.parametrize("process, run_dest", [("BINS", {}), ("PEAK_BINS", {"mode": "peak_mode"})])
+def test_data_steps_get_the_defaults_of_gexp_run(process, run_dest):
+    command = {"BINS": ["bins", "--chrom-sizes", "c", "--out", "b"]}
+    command["PEAK_BINS"] = ["peak-bins", "--peaks", "p", "--bins", "b", "--out", "o"]
+    words = ext_args_words(process, NEXTFLOW_DEFAULTS)
+    assert words, process
+    pipeline = vars(_parse(*command[process], *words))
+    run = vars(_parse(*RUN_REQUIRED))
+    for flag in [w for w in words if w.startswith("--")]:
+        dest = flag[2:].replace("-", "_")
+        assert pipeline[dest] == run[run_dest.get(dest, dest)], (process, flag)
+
+
+def test_schema_accepts_every_model_name():
+    """The schema must not lag behind models.NAMES (names are not listed there)."""
+    import json
+
+    from gexpcore.models import NAMES
+
+    schema = json.loads((ROOT / "nextflow_schema.json").read_text())
+    spec = schema["$defs"]["training_options"]["properties"]["models"]
+    assert "default" not in spec and NEXTFLOW_DEFAULTS["models"] is None
+    assert re.fullmatch(spec["pattern"], ",".join(NAMES))
+    for name in NAMES:
+        assert re.fullmatch(spec["pattern"], name)
+    assert not re.fullmatch(spec["pattern"], "mean;ridge")
