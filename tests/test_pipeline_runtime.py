@@ -428,3 +428,95 @@ def test_schema_accepts_every_model_name():
     for name in NAMES:
         assert re.fullmatch(spec["pattern"], name)
     assert not re.fullmatch(spec["pattern"], "mean;ridge")
+
+
+# -- 4. a stub writes what main.nf reads from it ---------------------------------------------
+
+
+def parsed_outputs() -> set[tuple[str, str]]:
+    """(process, emit) whose files main.nf opens (splitCsv), directly or through a channel."""
+    from nextflow_source import statements
+
+    body = statements(MAIN, "GEXP")
+    aliases = {}
+    for s in body:
+        match = re.match(r"(ch_\w+)\s*=\s*([A-Z][A-Z0-9_]+)\.out\.(\w+)\s*$", s)
+        if match:
+            aliases[match.group(1)] = (match.group(2), match.group(3))
+    found = set()
+    for s in body:
+        if ".splitCsv" not in s:
+            continue
+        found.update(re.findall(r"\b([A-Z][A-Z0-9_]+)\.out\.(\w+)\s*\.splitCsv", s))
+        found.update(aliases[c] for c in re.findall(r"\b(ch_\w+)\s*\.splitCsv", s) if c in aliases)
+    return found
+
+
+def stub_writes_what_the_script_writes(proc: ProcessSource, parsed: set) -> bool:
+    """The stub runs the script's gexp command, or copies an input that is such a file."""
+    if proc.commands("gexp", "stub") == proc.commands("gexp", "script") != []:
+        return True
+    copy = re.search(r"^\s*cp\s+\$\{?(\w+)\}?\s+(\S+)\s*$", proc.script_body("stub"), re.M)
+    if not copy:
+        return False
+    slot = next(s for s in process_inputs(proc) if any(i.name == copy.group(1) for i in s))
+    source = process_calls(MAIN, "GEXP")[proc.name][slot[0].slot]
+    upstream = re.fullmatch(r"([A-Z][A-Z0-9_]+)\.out\.(\w+)", source)
+    return (
+        bool(upstream)
+        and upstream.groups() in parsed
+        and (stub_writes_what_the_script_writes(BY_NAME[upstream.group(1)], parsed))
+    )
+
+
+def test_stubs_of_files_main_reads_write_what_the_real_step_writes():
+    """-stub runs open these CSVs in main.nf (absolute paths, single_end): a copy of the
+    user's samplesheet (relative paths, no single_end) stops the stub run there."""
+    parsed = parsed_outputs()
+    assert {p for p, _ in parsed} == {"SAMPLESHEET_CHECK", "LOCALISE"}, parsed
+    for name, _ in parsed:
+        assert stub_writes_what_the_script_writes(BY_NAME[name], parsed), f"{name} stub"
+
+
+def test_stub_rule_rejects_a_copy_of_the_raw_samplesheet():
+    old = ProcessSource(
+        "SAMPLESHEET_CHECK",
+        ROOT / "old.nf",
+        BY_NAME["SAMPLESHEET_CHECK"].text.split("stub:")[0]
+        + 'stub:\n    """\n    cp $samplesheet samplesheet.valid.csv\n    """\n}\n',
+    )
+    assert not stub_writes_what_the_script_writes(old, parsed_outputs())
+
+
+# -- 5. stubs write valid gzip ---------------------------------------------------------------
+
+
+def gz_files_not_gzipped(stub: str) -> list[str]:
+    """`.gz` files a stub creates other than through gzip: touched, copied or redirected to
+    without gzip in the pipe (nf-test decompresses *.gz to snapshot them)."""
+    bad = []
+    gz = r"\S+\.gz(?![\w.])"
+    for line in stub.splitlines():
+        words = line.split()
+        if (
+            words
+            and words[0] in ("touch", "cp", "mv", "echo", "printf", "cat")
+            and "gzip" not in line
+        ):
+            created = words[1:] if words[0] == "touch" else words[-1:]
+            bad += [w for w in created if re.fullmatch(gz, w)]
+        if "gzip" not in line:
+            bad += re.findall(rf">\s*({gz})", line)
+    return sorted(set(bad))
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=ids(PROCESSES))
+def test_stubs_write_valid_gzip(proc):
+    assert gz_files_not_gzipped(proc.script_body("stub")) == []
+
+
+def test_gzip_rule_catches_touch():
+    old = "mkdir -p fetch\ntouch fetch/stub.fastq.gz fetch/stub.fastq.gz.md5\n"
+    assert gz_files_not_gzipped(old) == ["fetch/stub.fastq.gz"]
+    assert gz_files_not_gzipped("printf 'a\\n' > x.tsv.gz\n") == ["x.tsv.gz"]
+    assert gz_files_not_gzipped("printf 'a\\n' | gzip -n > x.tsv.gz\n") == []

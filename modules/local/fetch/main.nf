@@ -31,9 +31,11 @@ process FETCH {
     """
 
     stub:
+    // Valid, reproducible (-n: no time stamp) empty gzip: nf-test decompresses *.gz to snapshot it.
     """
     mkdir -p fetch
-    touch fetch/stub.fastq.gz fetch/stub.fastq.gz.md5
+    printf '' | gzip -n > fetch/stub.fastq.gz
+    md5sum fetch/stub.fastq.gz | sed 's|fetch/||' > fetch/stub.fastq.gz.md5
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -32,8 +32,14 @@ process SAMPLESHEET_CHECK {
     """
 
     stub:
+    // The real command: main.nf reads this file (absolute paths, single_end), and it is cheap.
+    def args = task.ext.args ?: ''
     """
-    cp $samplesheet samplesheet.valid.csv
+    gexp samplesheet \\
+        --input $samplesheet \\
+        --base-dir '$base_dir' \\
+        --out samplesheet.valid.csv \\
+        $args
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
