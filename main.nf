@@ -79,7 +79,7 @@ workflow GEXP {
         .splitCsv(header: true)
         .flatMap { row -> remoteSources(row) }
         .unique()
-    FETCH(ch_sources)
+    FETCH(ch_sources.map { source -> [ source, [] ] })
     ch_versions = ch_versions.mix(FETCH.out.versions.first())
 
     LOCALISE(

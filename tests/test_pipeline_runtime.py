@@ -520,3 +520,99 @@ def test_gzip_rule_catches_touch():
     assert gz_files_not_gzipped(old) == ["fetch/stub.fastq.gz"]
     assert gz_files_not_gzipped("printf 'a\\n' > x.tsv.gz\n") == ["x.tsv.gz"]
     assert gz_files_not_gzipped("printf 'a\\n' | gzip -n > x.tsv.gz\n") == []
+
+
+# -- 6. nf-test inputs: a container sees staged files only -----------------------------------
+
+NF_TESTS = sorted((ROOT / "tests" / "modules").glob("*.nf.test"))
+HOST_PATH = r"\$\{?(projectDir|baseDir|launchDir|moduleDir)\}?"
+
+# Host paths that reach a task as text only, never opened inside it, and why.
+TEXT_ONLY = {("SAMPLESHEET_CHECK", "base_dir"): "the folder relative samplesheet paths join to"}
+
+
+def host_paths_given_by_name(text: str) -> list[tuple[str, int, str]]:
+    """(process, input slot, line) for each nf-test input that hands a host path as a string.
+
+    Inputs belong to the process of the nearest `run("X")` (setup) or to the tested process
+    (`when`). A host path inside file(…) is staged; anywhere else it is a name.
+    """
+    tested = re.search(r'^\s*process\s+"(\w+)"', text, re.M).group(1)
+    current, found = tested, []
+    for line in text.splitlines():
+        if match := re.search(r'\brun\("(\w+)"\)', line):
+            current = match.group(1)
+        elif re.match(r"^\s*when\s*\{", line):
+            current = tested
+        match = re.match(r"^\s*input\[(\d+)\]\s*=\s*(.*)$", line)
+        if not match:
+            continue
+        staged = re.sub(r"file\(\s*\"[^\"]*\"[^)]*\)", "file()", match.group(2))
+        if re.search(HOST_PATH, staged):
+            found.append((current, int(match.group(1)), line.strip()))
+    return found
+
+
+@pytest.mark.parametrize("test", NF_TESTS, ids=[t.name for t in NF_TESTS])
+def test_nf_tests_stage_host_files_as_paths(test):
+    for process, slot, line in host_paths_given_by_name(test.read_text()):
+        names = [i.name for i in process_inputs(BY_NAME[process])[slot]]
+        assert len(names) == 1 and (process, names[0]) in TEXT_ONLY, (
+            f"{test.name}: {line}: a host path given by name is missing inside a container; "
+            "stage it with file(…) into a path input"
+        )
+    for (process, name), _why in TEXT_ONLY.items():
+        (inp,) = [i for s in process_inputs(BY_NAME[process]) for i in s if i.name == name]
+        assert inp.kind == "val"
+
+
+def test_host_path_rule_catches_a_path_given_as_a_value():
+    old = (
+        'process "FETCH"\nwhen {\ninput[0] = "${projectDir}/tests/data/peaks/S001.narrowPeak.gz"\n'
+    )
+    assert host_paths_given_by_name(old) == [("FETCH", 0, old.splitlines()[-1])]
+    staged = 'process "BINS"\nwhen {\ninput[0] = file("${projectDir}/x", checkIfExists: true)\n'
+    assert host_paths_given_by_name(staged) == []
+
+
+# -- 9. snapshots hold nothing that depends on where the checkout lies -----------------------
+
+
+def path_bearing_processes() -> set[str]:
+    """Processes whose gexp subcommand writes a samplesheet of absolute paths."""
+    import inspect
+
+    from gexpcore.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    writers = {
+        name
+        for name, sub in action.choices.items()
+        if "write_validated" in inspect.getsource(sub.get_default("func"))
+    }
+    return {p.name for p in PROCESSES if any(c[1] in writers for c in p.commands("gexp"))}
+
+
+def raw_snapshots_of_outputs(text: str) -> list[str]:
+    """snapshot(…) arguments that are whole process outputs (or their csv) as they are."""
+    bad = []
+    for args in re.findall(r"snapshot\((.*?)\)\.match", text, re.S):
+        bad += re.findall(r"process\.out(?:\.csv)?(?=\s*[,)]|\s*$)", args)
+    return bad
+
+
+def test_path_bearing_outputs_are_known():
+    assert path_bearing_processes() == {"SAMPLESHEET_CHECK", "LOCALISE"}
+
+
+@pytest.mark.parametrize("name", sorted(path_bearing_processes()))
+def test_snapshots_of_absolute_path_files_keep_file_names_only(name):
+    test = ROOT / "tests" / "modules" / f"{BY_NAME[name].path.parent.name}.nf.test"
+    assert raw_snapshots_of_outputs(test.read_text()) == [], test.name
+
+
+def test_snapshot_rule_catches_a_raw_csv_snapshot():
+    assert raw_snapshots_of_outputs("{ assert snapshot(process.out.csv).match() }")
+    assert raw_snapshots_of_outputs("{ assert snapshot(process.out).match() }")
+    assert not raw_snapshots_of_outputs("snapshot(relative(process.out.csv[0]), x).match()")

@@ -6,7 +6,9 @@ process FETCH {
     container "${ params.gexp_container }"
 
     input:
-    val source
+    // `local`: [] for the remote sources main.nf sends. A local file (the nf-test) arrives
+    // staged, since a container sees only staged inputs, never a host path given by name.
+    tuple val(source), path(local, stageAs: 'local/*')
 
     output:
     tuple val(source), path("fetch/*"), emit: files
@@ -18,9 +20,10 @@ process FETCH {
     script:
     // Each file arrives md5-verified with a .md5 sidecar; -resume reuses finished downloads.
     def args = task.ext.args ?: ''
+    def target = local ?: source
     """
     gexp fetch \\
-        '$source' \\
+        '$target' \\
         --outdir fetch \\
         $args
 
