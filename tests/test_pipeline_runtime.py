@@ -616,3 +616,111 @@ def test_snapshot_rule_catches_a_raw_csv_snapshot():
     assert raw_snapshots_of_outputs("{ assert snapshot(process.out.csv).match() }")
     assert raw_snapshots_of_outputs("{ assert snapshot(process.out).match() }")
     assert not raw_snapshots_of_outputs("snapshot(relative(process.out.csv[0]), x).match()")
+
+
+# -- 7. every README command line keeps its option values ------------------------------------
+
+
+def readme_command_lines(text: str) -> list[list[str]]:
+    """`nextflow run` and `gexp` command lines in the README's code blocks, as shell words."""
+    import shlex
+
+    lines = []
+    for lang, block in re.findall(r"^\s*```(\w*)\n(.*?)^\s*```", text, re.M | re.S):
+        if lang not in ("", "bash", "sh"):
+            continue
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith(("nextflow run", "gexp ")):
+                lines.append(shlex.split(line))
+    return lines
+
+
+def is_option_word(word: str) -> bool:
+    """How Nextflow's launcher (and argparse) read a word after an option: a word starting
+    with '-' and holding no space is the next option, not a value."""
+    return word.startswith("-") and " " not in word and not re.fullmatch(r"-\d+(\.\d+)?", word)
+
+
+def _schema_types() -> dict[str, object]:
+    import json
+
+    schema = json.loads((ROOT / "nextflow_schema.json").read_text())
+    return {k: v.get("type") for g in schema["$defs"].values() for k, v in g["properties"].items()}
+
+
+def lost_values(words: list[str]) -> list[str]:
+    """Options of a command line that need a value but would be given none."""
+    from gexpcore.cli import build_parser
+
+    takes_value = {}
+    if words[0] == "nextflow":
+        takes_value = {f"--{k}": t != "boolean" for k, t in _schema_types().items()}
+    else:
+        parser = build_parser()
+        action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        sub = action.choices[words[1]]
+        for act in sub._actions:
+            for flag in act.option_strings:
+                takes_value[flag] = act.nargs != 0
+    problems = []
+    for i, raw in enumerate(words):
+        word = raw.lstrip("[(")
+        if not word.startswith("--") or "=" in word:
+            continue
+        flag = word.rstrip("])")
+        assert flag in takes_value, f"{' '.join(words[:3])}: unknown option {flag}"
+        if takes_value[flag] and flag == word:
+            following = words[i + 1] if i + 1 < len(words) else ""
+            if not following or is_option_word(following.lstrip("[(")):
+                problems.append(f"{flag} {following}")
+    return problems
+
+
+def test_readme_command_lines_are_found():
+    lines = readme_command_lines(README)
+    assert sum(w[0] == "nextflow" for w in lines) >= 6 and sum(w[0] == "gexp" for w in lines) >= 6
+
+
+@pytest.mark.parametrize(
+    "words",
+    readme_command_lines(README),
+    ids=[" ".join(w[:4]) for w in readme_command_lines(README)],
+)
+def test_readme_command_lines_give_every_option_its_value(words):
+    assert lost_values(words) == []
+
+
+def test_value_rule_catches_a_dash_value_after_a_space():
+    old = ["nextflow", "run", "main.nf", "--slurm_cluster_options", "--account=myproj"]
+    assert lost_values(old) == ["--slurm_cluster_options --account=myproj"]
+    assert lost_values(["nextflow", "run", "main.nf", "--slurm_cluster_options=--account=x"]) == []
+    assert lost_values(["nextflow", "run", "main.nf", "--early_stopping", "--cv", "3"]) == []
+
+
+# -- 8. slurm,gpu requests the GPU in a way slurm honours ------------------------------------
+
+# Executors that read the accelerator directive; any other one needs its own GPU request.
+ACCELERATOR_EXECUTORS = {"awsbatch", "google-batch", "k8s", "azurebatch"}
+GPU_REQUEST = {"slurm": r"--gres=gpu(:\w+)*:\d+|--gpus(-per-task)?=\S+"}
+
+
+def profile_executors() -> set[str]:
+    found = set()
+    for path in (ROOT / "conf").glob("*.config"):
+        found.update(re.findall(r"^\s*(?:executor|name)\s*=\s*'([\w-]+)'", path.read_text(), re.M))
+    return found
+
+
+def test_every_profile_executor_gives_training_its_gpu():
+    gpu = _gpu_block()
+    executors = profile_executors()
+    assert "slurm" in executors
+    for executor in executors - ACCELERATOR_EXECUTORS:
+        assert executor in GPU_REQUEST, f"{executor}: how does TRAIN request its GPU?"
+        options = re.search(r"^\s*clusterOptions\s*=\s*\{(.*)\}\s*$", gpu, re.M)
+        assert options, f"-profile {executor},gpu: accelerator is ignored; set clusterOptions"
+        used = re.findall(r"params\.(\w+)", options.group(1))
+        assert "slurm_cluster_options" in used, "the user's own sbatch options are kept"
+        defaults = " ".join(str(NEXTFLOW_DEFAULTS[p] or "") for p in used)
+        assert re.search(GPU_REQUEST[executor], defaults), defaults
