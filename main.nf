@@ -37,6 +37,7 @@ def sampleMeta(row) {
 }
 
 // The same rule as is_remote() in bin/gexpcore/samplesheet.py (a test compares them).
+// Object-store paths (s3://, gs://, az://) are not remote here: file() stages them.
 def isRemote(String value) {
     value ==~ '^(https?://|ftp://).*|^ENCFF[0-9]{3}[A-Z]{3}$|^[SED]RR[0-9]{6,}$'
 }
@@ -70,7 +71,9 @@ workflow GEXP {
     ch_versions = Channel.empty()
 
     // Nothing else starts until the samplesheet is valid: every input below waits for it.
-    SAMPLESHEET_CHECK(samplesheet, file(params.input).parent.toString())
+    // toUriString keeps s3://, gs://, az:// and https:// (toString drops the scheme), so
+    // relative entries of a remote samplesheet resolve next to it.
+    SAMPLESHEET_CHECK(samplesheet, file(params.input).parent.toUriString())
     ch_versions = ch_versions.mix(SAMPLESHEET_CHECK.out.versions)
 
     // Remote inputs (URLs, ENCODE files, SRA/ENA runs) are downloaded once each, verified,

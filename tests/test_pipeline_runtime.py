@@ -724,3 +724,79 @@ def test_every_profile_executor_gives_training_its_gpu():
         assert "slurm_cluster_options" in used, "the user's own sbatch options are kept"
         defaults = " ".join(str(NEXTFLOW_DEFAULTS[p] or "") for p in used)
         assert re.search(GPU_REQUEST[executor], defaults), defaults
+
+
+# -- 12. object-store paths: staged by Nextflow, never resolved as local paths ---------------
+
+OBJECT_STORE_VALUES = ["s3://bucket/a.bed.gz", "gs://bucket/x/a_R1.fq.gz", "az://container/a.bed"]
+
+
+@pytest.mark.parametrize("value", OBJECT_STORE_VALUES)
+def test_object_store_paths_are_not_fetched_by_either_runner(value):
+    """FETCH cannot download them; Nextflow's file() stages them (as in nf-core pipelines)."""
+    from gexpcore.samplesheet import is_object_store, is_remote
+
+    pattern = re.search(r"value ==~ '([^']+)'", MAIN).group(1)
+    assert not re.fullmatch(pattern, value) and not is_remote(value) and is_object_store(value)
+
+
+def test_main_passes_the_samplesheet_folder_with_its_scheme():
+    """Path.toString() of s3://bucket/dir is /bucket/dir: the scheme would be lost."""
+    assert not re.search(r"\.parent\.toString\(\)", MAIN)
+    (arg,) = [a for a in process_calls(MAIN, "GEXP")["SAMPLESHEET_CHECK"] if "params.input" in a]
+    assert arg == "file(params.input).parent.toUriString()"
+
+
+def _sheet(tmp_path, atac_s2: str):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        f"sample,rna_tpm,atac\nS1,quant/S1.tsv,peaks/S1.bed.gz\nS2,gs://other/S2.tsv,{atac_s2}\n"
+    )
+    return sheet
+
+
+@pytest.mark.parametrize(
+    "base, expected",
+    [
+        ("s3://bucket/cohort", "s3://bucket/cohort/peaks/S1.bed.gz"),
+        ("s3://bucket/cohort/", "s3://bucket/cohort/peaks/S1.bed.gz"),
+        ("https://host.example/cohort", "https://host.example/cohort/peaks/S1.bed.gz"),
+    ],
+)
+def test_samplesheet_in_object_storage_resolves_entries_next_to_it(tmp_path, base, expected):
+    import csv
+
+    from conftest import run_gexp
+
+    out = tmp_path / "valid.csv"
+    sheet = _sheet(tmp_path, "az://c/S2.bed")
+    proc = run_gexp("samplesheet", "--input", sheet, "--base-dir", base, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert rows[0]["atac"] == expected
+    assert rows[1]["rna_tpm"] == "gs://other/S2.tsv" and rows[1]["atac"] == "az://c/S2.bed"
+
+
+def test_local_samplesheet_keeps_object_store_entries(tmp_path):
+    from gexpcore.samplesheet import read_samplesheet
+
+    (s1, s2) = read_samplesheet(_sheet(tmp_path, "s3://bucket/S2.bed.gz"))
+    assert s1.atac == str((tmp_path / "peaks" / "S1.bed.gz").resolve())
+    assert (s2.rna_tpm, s2.atac) == ("gs://other/S2.tsv", "s3://bucket/S2.bed.gz")
+
+
+def test_gexp_run_refuses_object_store_entries_before_any_work(tmp_path):
+    from conftest import assert_nothing_written, assert_user_error, run_gexp
+
+    (tmp_path / "quant").mkdir()
+    (tmp_path / "quant" / "S1.tsv").write_text("x\n")
+    (tmp_path / "peaks").mkdir()
+    (tmp_path / "peaks" / "S1.bed.gz").write_text("x\n")
+    out = tmp_path / "results"
+    proc = run_gexp(
+        "run",
+        *("--input", _sheet(tmp_path, "s3://bucket/S2.bed.gz"), "--transcriptome", "t.fa"),
+        *("--gtf", "g.gtf", "--genome", "GRCh38", "--outdir", out),
+    )
+    assert_user_error(proc, "sample S2 rna_tpm", "gs://other/S2.tsv", "Nextflow")
+    assert_nothing_written(out)

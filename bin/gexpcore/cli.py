@@ -280,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument(
-        "--base-dir", type=Path, help="where relative paths resolve (default: its folder)"
+        "--base-dir",  # str: a Path would turn s3://bucket into s3:/bucket
+        help="where relative paths resolve (default: its folder; may be s3://, gs://, https://…)",
     )
     p.add_argument("--check-files", action="store_true", help="also require local files to exist")
     p.set_defaults(func=cmd_samplesheet)

@@ -2,13 +2,18 @@
 
 Relative paths resolve against the samplesheet's own folder, so a samplesheet
 and its data can be moved together. Remote sources (URLs, ENCODE and SRA/ENA
-accessions) are kept as they are for the fetch step.
+accessions) are kept as they are for the fetch step. Object-store paths (s3://,
+gs://, az://) are kept as they are too: Nextflow stages them, as nf-core pipelines
+rely on; `gexp run` reads local files only and refuses them up front. A samplesheet
+in object storage (Nextflow passes its folder as `--base-dir s3://…`) resolves its
+relative paths into the same bucket.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +26,8 @@ COLUMNS = ["sample", "group", "rna_1", "rna_2", "rna_tpm", "atac", "fragment_len
 # provenance: where a row came from (encode-samplesheet); single_end: written by write_validated.
 EXTRA_COLUMNS = ("provenance", "single_end")
 REMOTE = re.compile(r"^(https?://|ftp://|ENCFF[0-9]{3}[A-Z]{3}$|[SED]RR[0-9]{6,}$)")
+OBJECT_STORE = re.compile(r"^(s3|gs|az)://")
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # any scheme: never a relative path
 
 
 @dataclass
@@ -48,14 +55,23 @@ def is_remote(source: str) -> bool:
     return bool(REMOTE.match(source))
 
 
-def _resolve(value: str, base: Path) -> str:
-    if not value or is_remote(value):
+def is_object_store(source: str) -> bool:
+    return bool(OBJECT_STORE.match(source))
+
+
+def _resolve(value: str, base: Path | str) -> str:
+    if not value or is_remote(value) or URI.match(value):
         return value
     p = Path(value).expanduser()
-    return str(p if p.is_absolute() else (base / p).resolve())
+    if p.is_absolute():
+        return str(p)
+    if isinstance(base, str):  # a URI folder: join within it, keeping the scheme
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{posixpath.normpath(posixpath.join('/' + rest, value)).lstrip('/')}"
+    return str((base / p).resolve())
 
 
-def _runs(values: dict[str, str], column: str, base: Path) -> list[str]:
+def _runs(values: dict[str, str], column: str, base: Path | str) -> list[str]:
     """Several runs of one sample are `;`-separated."""
     return [_resolve(v.strip(), base) for v in values.get(column, "").split(";") if v.strip()]
 
@@ -98,7 +114,10 @@ def read_samplesheet(
     if "rna_1" not in header and "rna_tpm" not in header and require_rna:
         raise GexpError(f"samplesheet {path}: needs an 'rna_1' or 'rna_tpm' column")
 
-    base = Path(base_dir).resolve() if base_dir else path.resolve().parent
+    if base_dir and URI.match(str(base_dir)):
+        base: Path | str = str(base_dir).rstrip("/")
+    else:
+        base = Path(base_dir).resolve() if base_dir else path.resolve().parent
     samples: list[Sample] = []
     seen: dict[str, int] = {}
     for lineno, row in enumerate(rows[1:], start=2):
@@ -162,6 +181,12 @@ def check_local_inputs(samples: list[Sample]) -> None:
             ("atac", [s.atac]),
         ):
             for value in values:
+                if is_object_store(value):
+                    raise GexpError(
+                        f"sample {s.sample} {column}: '{value}' is in object storage, which "
+                        "`gexp run` does not read; run the pipeline with Nextflow (it stages "
+                        "s3://, gs:// and az:// paths) or copy the file locally first"
+                    )
                 if not is_remote(value):
                     require_file(value, f"sample {s.sample} {column}")
 
