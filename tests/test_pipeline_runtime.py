@@ -800,3 +800,25 @@ def test_gexp_run_refuses_object_store_entries_before_any_work(tmp_path):
     )
     assert_user_error(proc, "sample S2 rna_tpm", "gs://other/S2.tsv", "Nextflow")
     assert_nothing_written(out)
+
+
+# -- model names live in gexpcore.models only ------------------------------------------------
+
+
+def test_pipeline_files_name_no_model():
+    """Model names grow and change in gexpcore.models.NAMES; the Nextflow layer and its tests
+    must follow without edits (the schema accepts any name; gexp train checks them)."""
+    from gexpcore.models import NAMES
+    from gexpcore.train import DEFAULT_MODELS
+
+    files = [
+        ROOT / "main.nf",
+        *CONFIG_FILES,
+        *(p.path for p in PROCESSES),
+        ROOT / "tests" / "main.nf.test",
+        *NF_TESTS,
+    ]
+    for path in files:
+        text = path.read_text()
+        for name in {*NAMES, *DEFAULT_MODELS}:
+            assert not re.search(rf"\b{name}\b", text), f"{path.relative_to(ROOT)} names {name}"
