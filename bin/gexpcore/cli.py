@@ -167,11 +167,17 @@ def _train_settings(a: argparse.Namespace):
 def cmd_train(a: argparse.Namespace) -> None:
     from dataclasses import asdict
 
+    from .lock import folder_lock
     from .train import train_models
 
-    train_models(
-        a.dataset, a.outdir, **asdict(_train_settings(a)), threads=a.threads, peak_mode=a.peak_mode
-    )
+    with folder_lock(a.outdir, "gexp train"):
+        train_models(
+            a.dataset,
+            a.outdir,
+            **asdict(_train_settings(a)),
+            threads=a.threads,
+            peak_mode=a.peak_mode,
+        )
 
 
 def cmd_predict(a: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ from .fastq_check import check_fastqs
 from .files import require_file
 from .gene_tpm import gene_tpm, write_gene_tpm
 from .genome import parse_region, read_chrom_sizes
+from .lock import folder_lock
 from .peak_bins import bin_bam, bin_peaks, is_bam, write_peak_bins
 from .quantify import kallisto_index, kallisto_quant
 from .reference import read_genes, read_tx2gene, write_reference
@@ -104,6 +105,11 @@ class Runner:
         return True
 
     def run(self) -> Path:
+        """Every step, holding the output folder's lock (lock.py) from start to end."""
+        with folder_lock(self.out, "gexp run"):
+            return self._run()
+
+    def _run(self) -> Path:
         p = self.p
         samples = read_samplesheet(p.input)
         check_local_inputs(samples)  # remote ones are checked by fetching them
@@ -178,7 +184,6 @@ class Runner:
     def train_and_report(self) -> None:
         from .cv import MIN_FOLD
         from .report import write_report
-        from .train import train_models
 
         p, ds, model = self.p, self.out / "dataset", self.out / "model"
         n_samples = json.loads((ds / "qc.json").read_text())["n_samples"]
@@ -202,7 +207,7 @@ class Runner:
             "train",
             key,
             [model / "metrics.json", model / "model_info.json"],
-            lambda: train_models(ds, model, **settings, threads=p.threads, peak_mode=p.peak_mode),
+            lambda: self._train(ds, model, settings),
         )
         self.step(
             "report",
@@ -210,6 +215,13 @@ class Runner:
             [self.out / "report.html"],
             lambda: write_report(self.out),
         )
+
+    def _train(self, ds: Path, model: Path, settings: dict) -> None:
+        from .train import train_models
+
+        # model/ is also `gexp train`'s output folder: lock it too, so that the two never mix.
+        with folder_lock(model, "gexp run"):
+            train_models(ds, model, **settings, threads=self.p.threads, peak_mode=self.p.peak_mode)
 
     def fetch(self, samples: list[Sample]) -> list[Sample]:
         """Download remote sources into fetch/ (verified files are reused), then localise."""
