@@ -1,29 +1,21 @@
-"""One run per output folder."""
+"""One run per output folder, and a run killed at any point resumes to the same outputs."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import FAST_TRAINING, GEXP, ROOT, assert_user_error, run_gexp
 
 DATA = ROOT / "tests" / "data"
 REF = DATA / "reference"
-
-
-def fast_training() -> list[str]:
-    """conftest's FAST_TRAINING, keeping only the flags this CLI has (the models change)."""
-    from gexpcore.cli import build_parser
-
-    run = build_parser()._subparsers._group_actions[0].choices["run"]
-    known = {flag for action in run._actions for flag in action.option_strings}
-    pairs = zip(FAST_TRAINING[::2], FAST_TRAINING[1::2], strict=True)
-    return [str(x) for flag, value in pairs if flag in known for x in (flag, value)]
 
 
 def run_args(outdir: Path) -> list[str]:
@@ -36,7 +28,7 @@ def run_args(outdir: Path) -> list[str]:
         *("--chrom-sizes", str(REF / "chrom.sizes")),
         *("--outdir", str(outdir)),
         *("--threads", "2"),
-        *fast_training(),
+        *map(str, FAST_TRAINING),
     ]
 
 
@@ -117,3 +109,115 @@ def test_train_holds_its_folder_and_a_killed_holder_does_not_block(tmp_path):
         assert lock_holder(model) == os.getpid()
     proc = run_gexp("train", "--dataset", tmp_path / "no-dataset", "--outdir", model)
     assert proc.returncode != 0 and "in use" not in proc.stderr
+
+
+# `gexp run`, killed with SIGKILL by itself right before or right after an atomic rename
+# onto a path matching a pattern: the moments where a non-atomic writer would leave a
+# half-written file, or a resume would trust an output whose step was never recorded.
+CRASH_AT = """
+import fnmatch, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+pattern, when = sys.argv[2], sys.argv[3]
+rename = os.replace
+
+def replace(src, dst, *args, **kwargs):
+    hit = fnmatch.fnmatch(os.fspath(dst), pattern)
+    if hit and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    rename(src, dst, *args, **kwargs)
+    if hit and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace
+from gexpcore.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+# In pipeline order: each point lies beyond what the runs before it completed.
+CRASH_POINTS = [
+    ("*/expression/samples/S00[12]*", "after"),  # a sample's gene TPM, its step unrecorded
+    ("*/accessibility/S00[56].tsv.gz", "before"),  # per-sample steps half done
+    ("*/dataset/expression.tsv", "before"),  # the dataset half written
+    ("*/dataset/qc.json", "after"),  # the dataset written, its step unrecorded
+    ("*/model/work/*/fold1.npz", "after"),  # training: some folds finished
+    ("*/model/predictions.tsv", "after"),  # training: outputs half written
+    ("*/report.html", "before"),
+]
+
+# What must come out byte for byte the same, relative to --outdir.
+COMPARED = [
+    "expression/gene_tpm.tsv",
+    "expression/samples/*",
+    "accessibility/*",
+    "dataset/*",
+    "model/metrics.json",
+    "model/predictions.tsv",
+    "model/per_gene_r.tsv",
+    "model/history.json",
+]
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for pattern in COMPARED
+        for p in sorted(out.glob(pattern))
+    }
+
+
+def _report(out: Path) -> str:
+    """The report without what may differ: the folder and the time stamp."""
+    text = (out / "report.html").read_text().replace(str(out.resolve()), "OUTDIR")
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME", text)
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_point_resumes_to_the_outputs_of_an_uninterrupted_run(tmp_path):
+    reference = tmp_path / "uninterrupted"
+    proc = run_gexp(*run_args(reference))
+    assert proc.returncode == 0, proc.stderr
+
+    out = tmp_path / "killed"
+    # From outside, while kallisto runs: the whole process group, as a batch system kills.
+    run = start_gexp(*run_args(out))
+    wait_for(lambda: list((out / "kallisto").glob(".S00*.tmp*")) or run.poll() is not None)
+    os.killpg(run.pid, signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL
+    # From inside, at chosen moments.
+    for pattern, when in CRASH_POINTS:
+        crash = start_gexp(str(ROOT / "bin"), pattern, when, *run_args(out), code=CRASH_AT)
+        _, stderr = crash.communicate(timeout=600)
+        assert crash.returncode == -signal.SIGKILL, (pattern, when, stderr)
+    proc = run_gexp(*run_args(out))
+    assert proc.returncode == 0, proc.stderr
+
+    expected, resumed = _files(reference), _files(out)
+    assert sorted(resumed) == sorted(expected)
+    assert "model/metrics.json" in expected and "dataset/qc.json" in expected
+    for name, content in expected.items():
+        assert resumed[name] == content, f"{name} differs after resuming"
+    assert _report(out) == _report(reference)
+    assert not list(out.rglob(".*.tmp*"))
+
+
+def test_only_temporaries_of_killed_runs_are_swept(tmp_path):
+    from gexpcore.files import atomic_write, remove_stale_temporaries
+
+    with atomic_write(tmp_path / "a" / "kept.tsv") as fh:
+        fh.write("x\n")
+    stale = [
+        tmp_path / "a" / ".S001.tsv.gz.tmp123",
+        tmp_path / "kallisto" / ".S001.tmp99" / "abundance.tsv",
+    ]
+    kept = [
+        tmp_path / "fetch" / "ENCFF000AAA.bed.gz.part",  # a download that resumes
+        tmp_path / "model" / ".fold0.npz.tmp7",  # under another lock
+        tmp_path / "a" / ".hidden.tmp",
+    ]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert remove_stale_temporaries(tmp_path, skip=("model",)) == 2
+    assert not (tmp_path / "kallisto" / ".S001.tmp99").exists()
+    assert all(p.exists() for p in kept)
+    assert (tmp_path / "a" / "kept.tsv").read_text() == "x\n"

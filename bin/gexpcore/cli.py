@@ -167,10 +167,12 @@ def _train_settings(a: argparse.Namespace):
 def cmd_train(a: argparse.Namespace) -> None:
     from dataclasses import asdict
 
+    from .files import remove_stale_temporaries
     from .lock import folder_lock
     from .train import train_models
 
     with folder_lock(a.outdir, "gexp train"):
+        remove_stale_temporaries(a.outdir)  # left by a killed run; nothing else writes here
         train_models(
             a.dataset,
             a.outdir,

@@ -12,6 +12,7 @@ import gzip
 import io
 import logging
 import os
+import re
 import shutil
 import zlib
 from collections.abc import Iterator
@@ -77,6 +78,34 @@ def check_gzip_stream(path: str | os.PathLike, what: str = "file") -> int:
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+_TMP_NAME = re.compile(r"^\..+\.tmp\d+$")  # what _tmp_name makes
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, skip: tuple[str, ...] = ()) -> int:
+    """Delete the temporaries that killed runs left under `folder`; return how many.
+
+    A process killed with SIGKILL cannot clean up, so its temporaries stay. Call
+    this only while holding the folder's lock (lock.py): then no live process
+    writes there, and every temporary is stale. Subfolders named in `skip` (another
+    lock's folder) are left alone; download `.part` files, which resume, are not
+    temporaries.
+    """
+    removed = 0
+    for root, dirs, names in os.walk(folder):
+        if Path(root) == Path(folder):
+            dirs[:] = [d for d in dirs if d not in skip]
+        for name in [*names, *dirs]:
+            if _TMP_NAME.match(name):
+                path = Path(root) / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed += 1
+        dirs[:] = [d for d in dirs if not _TMP_NAME.match(d)]
+    return removed
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from .dataset import (
     require_genes_in_bins,
 )
 from .fastq_check import check_fastqs
-from .files import require_file
+from .files import remove_stale_temporaries, require_file
 from .gene_tpm import gene_tpm, write_gene_tpm
 from .genome import parse_region, read_chrom_sizes
 from .lock import folder_lock
@@ -107,6 +107,8 @@ class Runner:
     def run(self) -> Path:
         """Every step, holding the output folder's lock (lock.py) from start to end."""
         with folder_lock(self.out, "gexp run"):
+            # model/ has a lock of its own (gexp train's): its temporaries are swept under it.
+            _sweep(self.out, skip=("model",))
             return self._run()
 
     def _run(self) -> Path:
@@ -221,6 +223,7 @@ class Runner:
 
         # model/ is also `gexp train`'s output folder: lock it too, so that the two never mix.
         with folder_lock(model, "gexp run"):
+            _sweep(model)
             train_models(ds, model, **settings, threads=self.p.threads, peak_mode=self.p.peak_mode)
 
     def fetch(self, samples: list[Sample]) -> list[Sample]:
@@ -286,6 +289,12 @@ class Runner:
             [acc_out],
             peak_bins,
         )
+
+
+def _sweep(folder: Path, skip: tuple[str, ...] = ()) -> None:
+    """Remove what a killed run left half-written (call with the folder's lock held)."""
+    if removed := remove_stale_temporaries(folder, skip=skip):
+        log.info("removed %d temporary file(s) left by an interrupted run in %s", removed, folder)
 
 
 def default_threads() -> int:
