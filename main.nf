@@ -111,8 +111,14 @@ workflow GEXP {
     ch_atac = ch_rows
         .map { row -> [ sampleMeta(row), file(row.atac, checkIfExists: true) ] }
 
-    // The index is built once, and only when some sample has reads.
-    ch_transcriptome = ch_fastq.first().map { file(params.transcriptome, checkIfExists: true) }
+    // The index is built once, and only when some sample has reads; only then is
+    // --transcriptome needed (the words of require_transcriptome() in bin/gexpcore/runner.py).
+    ch_transcriptome = ch_fastq.first().map { meta, _read1, _read2 ->
+        if (!params.transcriptome) {
+            error "samples with FASTQ (rna_1, first: ${meta.id}) need --transcriptome (the transcript FASTA of the GTF's release) to be quantified with kallisto; give it, or give these samples' gene or transcript TPM tables as rna_tpm"
+        }
+        file(params.transcriptome, checkIfExists: true)
+    }
     KALLISTO_INDEX(ch_transcriptome)
     ch_versions = ch_versions.mix(KALLISTO_INDEX.out.versions)
 

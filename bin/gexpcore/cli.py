@@ -402,7 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="all steps for every sample on this machine")
     p.add_argument("--input", required=True, type=Path, help="samplesheet.csv")
-    p.add_argument("--transcriptome", required=True, type=Path, help="transcript FASTA (.gz)")
+    p.add_argument(
+        "--transcriptome",
+        type=Path,
+        help="transcript FASTA (.gz) of the GTF's release; needed only when a sample has FASTQ",
+    )
     p.add_argument("--gtf", required=True, type=Path)
     p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
     p.add_argument(

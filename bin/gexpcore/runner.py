@@ -22,6 +22,7 @@ from .dataset import (
     build_dataset,
     require_genes_in_bins,
 )
+from .errors import GexpError
 from .fastq_check import check_fastqs
 from .files import remove_stale_temporaries, require_file
 from .gene_tpm import gene_tpm, write_gene_tpm
@@ -66,7 +67,7 @@ STEPS = [
 @dataclass
 class RunParams:
     input: Path
-    transcriptome: Path
+    transcriptome: Path | None  # needed only when some sample has FASTQ
     gtf: Path
     chrom_sizes: Path
     outdir: Path
@@ -106,15 +107,17 @@ class Runner:
 
     def run(self) -> Path:
         """Every step, holding the output folder's lock (lock.py) from start to end."""
+        # Mistakes in the samplesheet fail before anything is written, the lock included.
+        samples = read_samplesheet(self.p.input)
+        check_local_inputs(samples)  # remote ones are checked by fetching them
+        require_transcriptome(samples, self.p.transcriptome)
         with folder_lock(self.out, "gexp run"):
             # model/ has a lock of its own (gexp train's): its temporaries are swept under it.
             _sweep(self.out, skip=("model",))
-            return self._run()
+            return self._run(samples)
 
-    def _run(self) -> Path:
+    def _run(self, samples: list[Sample]) -> Path:
         p = self.p
-        samples = read_samplesheet(p.input)
-        check_local_inputs(samples)  # remote ones are checked by fetching them
         self.record("samplesheet_check")
         info = self.out / "pipeline_info"
         write_validated(samples, info / "samplesheet.valid.csv")
@@ -141,7 +144,7 @@ class Runner:
         )
         index = ref / "transcripts.idx"
         if any(s.rna_1 for s in samples):
-            require_file(p.transcriptome, "transcriptome FASTA")
+            require_file(p.transcriptome, "transcriptome FASTA")  # checked to be given in run()
             self.step(
                 "kallisto_index",
                 fingerprint(p.transcriptome),
@@ -289,6 +292,21 @@ class Runner:
             [acc_out],
             peak_bins,
         )
+
+
+# Both runners' words when FASTQ comes without a transcriptome (main.nf says the same).
+TRANSCRIPTOME_NEEDED = (
+    "need --transcriptome (the transcript FASTA of the GTF's release) to be quantified with "
+    "kallisto; give it, or give these samples' gene or transcript TPM tables as rna_tpm"
+)
+
+
+def require_transcriptome(samples: list[Sample], transcriptome: Path | None) -> None:
+    """Fail in one line, naming them, when samples with FASTQ have no transcriptome to use."""
+    fastq = [s.sample for s in samples if s.rna_1]
+    if fastq and not transcriptome:
+        named = ", ".join(fastq[:5]) + (f" and {len(fastq) - 5} more" if len(fastq) > 5 else "")
+        raise GexpError(f"samples with FASTQ (rna_1: {named}) {TRANSCRIPTOME_NEEDED}")
 
 
 def _sweep(folder: Path, skip: tuple[str, ...] = ()) -> None:
