@@ -48,15 +48,26 @@ def remoteSources(row) {
         .findAll { value -> isRemote(value) }
 }
 
-// --chrom_sizes, or the sizes bundled for --genome (as `gexp --genome` finds them).
+// --chrom_sizes, or the sizes bundled for --genome: the same names and files as GENOMES in
+// bin/gexpcore/genome.py (a test compares them).
 def chromSizes() {
     if (params.chrom_sizes) {
         return params.chrom_sizes
     }
-    if (params.genome == 'GRCh38') {
-        return "${projectDir}/assets/GRCh38.chrom.sizes"
+    def bundled = [
+        GRCh38: 'GRCh38.chrom.sizes',
+        hg38  : 'GRCh38.chrom.sizes',
+        GRCh37: 'GRCh37.chrom.sizes',
+        hg19  : 'GRCh37.chrom.sizes',
+        GRCm39: 'GRCm39.chrom.sizes',
+        mm39  : 'GRCm39.chrom.sizes',
+        GRCm38: 'GRCm38.chrom.sizes',
+        mm10  : 'GRCm38.chrom.sizes',
+    ]
+    if (bundled.containsKey(params.genome)) {
+        return "${projectDir}/assets/${bundled[params.genome]}"
     }
-    error "Give --chrom_sizes FILE or --genome GRCh38"
+    error "Give --chrom_sizes FILE or --genome (one of: ${bundled.keySet().join(', ')})"
 }
 
 def runFiles(String runs) {

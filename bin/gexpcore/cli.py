@@ -217,6 +217,19 @@ def cmd_run(a: argparse.Namespace) -> None:
     Runner(params, fetcher=_fetcher(a)).run()
 
 
+def _genome_option(p: argparse.ArgumentParser) -> None:
+    from .genome import GENOMES
+
+    p.add_argument(
+        "--genome",
+        choices=GENOMES,
+        metavar="NAME",
+        help="bundled chromosome sizes instead of --chrom-sizes: "
+        + ", ".join(GENOMES)
+        + " (primary assemblies; sources in assets/README.md)",
+    )
+
+
 def _network_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encode-url", help="ENCODE portal (default $GEXP_ENCODE_URL or the portal)")
     p.add_argument("--ena-url", help="ENA (default $GEXP_ENA_URL or ENA's)")
@@ -344,9 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bins", help="fixed-width bins over the genome or a region")
     p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
-    p.add_argument(
-        "--genome", choices=("GRCh38",), help="bundled chrom sizes instead of --chrom-sizes"
-    )
+    _genome_option(p)
     p.add_argument("--bin-size", type=_positive_int, default=1000)
     p.add_argument("--region", help="e.g. chr1:1-10000000 (1-based, inclusive)")
     p.add_argument("--out", required=True, type=Path)
@@ -361,9 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--chrom-sizes", type=Path, help="genome chromosomes (default: the chromosomes of the bins)"
     )
-    p.add_argument(
-        "--genome", choices=("GRCh38",), help="bundled chrom sizes instead of --chrom-sizes"
-    )
+    _genome_option(p)
     p.add_argument("--min-mapq", type=int, default=30, help="BAM input: minimum MAPQ")
     p.set_defaults(func=cmd_peak_bins)
 
@@ -409,9 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--gtf", required=True, type=Path)
     p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
-    p.add_argument(
-        "--genome", choices=("GRCh38",), help="bundled chrom sizes instead of --chrom-sizes"
-    )
+    _genome_option(p)
     p.add_argument("--outdir", required=True, type=Path)
     p.add_argument("--region", help="e.g. chr1:1-10000000; default: whole genome")
     p.add_argument("--bin-size", type=_positive_int, default=1000)

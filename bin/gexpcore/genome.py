@@ -9,8 +9,20 @@ from pathlib import Path
 from .errors import GexpError
 from .files import read_text
 
-# Chromosome sizes bundled with gexp (assets/ beside bin/ in the repository).
-GENOMES = {"GRCh38": "GRCh38.chrom.sizes"}
+# Chromosome sizes bundled with gexp (assets/ beside bin/ in the repository; each file's
+# source is in assets/README.md), primary assemblies only. A GRC name and its UCSC name
+# share one file: their chromosomes are the same sequences. main.nf and
+# nextflow_schema.json list the same names (a test compares them).
+GENOMES = {
+    "GRCh38": "GRCh38.chrom.sizes",
+    "hg38": "GRCh38.chrom.sizes",
+    "GRCh37": "GRCh37.chrom.sizes",
+    "hg19": "GRCh37.chrom.sizes",
+    "GRCm39": "GRCm39.chrom.sizes",
+    "mm39": "GRCm39.chrom.sizes",
+    "GRCm38": "GRCm38.chrom.sizes",
+    "mm10": "GRCm38.chrom.sizes",
+}
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
