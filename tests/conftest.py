@@ -56,7 +56,7 @@ def reference(sim, tmp_path_factory) -> Path:
 
 
 # Full-length training is for real runs; the tests check behaviour, not convergence.
-FAST_TRAINING = ("--mlp-epochs", 50, "--window-epochs", 5)
+FAST_TRAINING = ("--mlp-epochs", 50)
 
 
 def gexp_run(sim: Path, sheet: Path, outdir: Path, *extra: object) -> subprocess.CompletedProcess:

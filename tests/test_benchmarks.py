@@ -23,7 +23,7 @@ def test_benchmarks_quick_mode_prints_every_measurement():
         "peak-bins, 1 sample",
         "merge gene TPM",
         "gexp dataset, genome-wide",
-        "gene_window training",
+        "mixture_window fit",
         "whole run",
     ):
         assert f"| {step}" in proc.stdout, step

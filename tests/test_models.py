@@ -10,7 +10,7 @@ import torch
 from gexpcore.cv import make_folds
 from gexpcore.errors import GexpError
 from gexpcore.metrics import fold_metrics, rowwise_pearson
-from gexpcore.models import Context
+from gexpcore.models.base import Context
 from gexpcore.windows import WindowIndex
 
 

@@ -230,7 +230,7 @@ def test_gexp_run_executes_the_steps_in_that_order(sim, tmp_path):
             ref / "chrom.sizes",
             tmp_path,
             threads=1,
-            training=TrainSettings(epochs={"seed_mlp": 20, "gene_window": 2}),
+            training=TrainSettings(epochs={"seed_mlp": 20}),
         )
     )
     runner.run()

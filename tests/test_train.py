@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import pickle
 import shutil
 import subprocess
 
@@ -16,11 +15,12 @@ import torch
 from conftest import assert_user_error, run_gexp
 from gexpcore.dataset import load_dataset
 from gexpcore.errors import GexpError
-from gexpcore.models import Context, create
-from gexpcore.models.base import accessibility_features
+from gexpcore.models import NAMES, create
+from gexpcore.models.base import Context, accessibility_features
+from gexpcore.models.store import load_model
 from gexpcore.train import train_models
 
-FAST = {"seed_mlp": 20, "gene_window": 3}
+FAST = {"seed_mlp": 20}
 KEYS = {
     "pearson_across_samples",
     "pearson_deviation",
@@ -36,7 +36,7 @@ KEYS = {
 
 def test_metrics_for_every_model(run_result):
     metrics = json.loads((run_result / "model" / "metrics.json").read_text())
-    assert list(metrics) == ["mean", "ridge", "nearest", "seed_mlp", "gene_window"]
+    assert list(metrics) == list(NAMES)
     for name, m in metrics.items():
         assert KEYS <= set(m), name
         assert len(m["folds"]) == m["n_folds"] >= 2 and m["n_samples"] == 6
@@ -81,9 +81,9 @@ def test_training_is_deterministic_on_the_cpu(run_result, tmp_path):
 
 
 def test_interrupted_training_resumes_finished_folds(run_result, tmp_path, monkeypatch, caplog):
-    from gexpcore.models.neural import GeneWindowModel
+    from gexpcore.models.mixture import MixtureWindowModel
 
-    original, calls = GeneWindowModel.fit, {"n": 0}
+    original, calls = MixtureWindowModel.fit, {"n": 0}
 
     def failing_fit(self, x, y, ctx):
         calls["n"] += 1
@@ -91,19 +91,21 @@ def test_interrupted_training_resumes_finished_folds(run_result, tmp_path, monke
             raise KeyboardInterrupt  # the user pressed ^C during the second fold
         return original(self, x, y, ctx)
 
-    monkeypatch.setattr(GeneWindowModel, "fit", failing_fit)
+    monkeypatch.setattr(MixtureWindowModel, "fit", failing_fit)
     with pytest.raises(KeyboardInterrupt):
-        train_models(run_result / "dataset", tmp_path / "m", ["mean", "gene_window"], epochs=FAST)
-    assert (tmp_path / "m" / "work" / "gene_window" / "fold0.npz").is_file()
+        train_models(
+            run_result / "dataset", tmp_path / "m", ["mean", "mixture_window"], epochs=FAST
+        )
+    assert (tmp_path / "m" / "work" / "mixture_window" / "fold0.npz").is_file()
     assert not (tmp_path / "m" / "metrics.json").exists()
-    monkeypatch.setattr(GeneWindowModel, "fit", original)
+    monkeypatch.setattr(MixtureWindowModel, "fit", original)
     caplog.set_level("INFO", logger="gexp")
     resumed = train_models(
-        run_result / "dataset", tmp_path / "m", ["mean", "gene_window"], epochs=FAST
+        run_result / "dataset", tmp_path / "m", ["mean", "mixture_window"], epochs=FAST
     )
-    assert "gene_window fold 0: finished in an earlier run, reused" in caplog.text
+    assert "mixture_window fold 0: finished in an earlier run, reused" in caplog.text
     whole = train_models(
-        run_result / "dataset", tmp_path / "w", ["mean", "gene_window"], epochs=FAST
+        run_result / "dataset", tmp_path / "w", ["mean", "mixture_window"], epochs=FAST
     )
     assert json.dumps(resumed) == json.dumps(whole)
     assert not (tmp_path / "m" / "work").exists()
@@ -129,11 +131,11 @@ def test_dense_models_refuse_what_does_not_fit(run_result, monkeypatch):
     x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
     monkeypatch.setattr(base, "DENSE_LIMIT", 100)
     for name in ("ridge", "seed_mlp"):
-        with pytest.raises(GexpError, match="use gene_window, which trains genome-wide"):
+        with pytest.raises(GexpError, match="use mixture_window, which trains genome-wide"):
             create(name).fit(x, np.zeros((x.shape[0], len(genes))), Context(genes, bins))
 
 
-def test_gene_window_never_builds_a_samples_by_bins_matrix(run_result, monkeypatch):
+def test_mixture_window_never_builds_a_samples_by_bins_matrix(run_result, monkeypatch):
     x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
     x = accessibility_features(x)
     y = np.log1p(expression.to_numpy().T)
@@ -146,7 +148,7 @@ def test_gene_window_never_builds_a_samples_by_bins_matrix(run_result, monkeypat
             return _real(self, *args, **kw)
 
         monkeypatch.setattr(cls, "toarray", guarded)
-    model = create("gene_window")
+    model = create("mixture_window")
     ctx = Context(genes, bins, epochs=FAST)
     model.fit(x, y, ctx)
     assert model.predict(x[:2], ctx).shape == (2, len(genes))
@@ -155,11 +157,11 @@ def test_gene_window_never_builds_a_samples_by_bins_matrix(run_result, monkeypat
 def test_saved_models_hold_what_prediction_needs(run_result):
     model_dir = run_result / "model"
     info = json.loads((model_dir / "model_info.json").read_text())
-    assert info["models"] == ["mean", "ridge", "nearest", "seed_mlp", "gene_window"]
+    assert info["models"] == list(NAMES)
     assert info["peak_mode"] == "signal" and info["window"] == 100_000
     assert {"gexp", "torch", "numpy"} <= set(info["versions"])
     for name in info["models"]:
-        assert (model_dir / name / "model.pkl").is_file()
+        assert sorted(p.name for p in (model_dir / name).iterdir()) == ["model.json", "model.npz"]
     assert (model_dir / "bins.bed").read_bytes() == (
         run_result / "dataset" / "bins.bed"
     ).read_bytes()
@@ -178,15 +180,14 @@ def test_predict_from_peaks_equals_the_model_on_the_training_matrix(run_result, 
         "--outdir",
         tmp_path,
         "--model-name",
-        "gene_window",
+        "mixture_window",
     )
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "S002.predicted_tpm.tsv", sep="\t")
     assert list(table.columns) == ["gene_id", "gene_name", "predicted_log1p_tpm", "predicted_tpm"]
     x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
     row = accessibility_features(x[samples["sample"].tolist().index("S002")])
-    with open(run_result / "model" / "gene_window" / "model.pkl", "rb") as fh:
-        model = pickle.load(fh)
+    model = load_model(run_result / "model" / "mixture_window")
     expected = model.predict(row, Context(genes, bins))[0]
     np.testing.assert_allclose(table["predicted_log1p_tpm"], expected, rtol=1e-5, atol=1e-5)
     assert (table["predicted_tpm"] >= 0).all()
@@ -232,7 +233,7 @@ def test_predict_unknown_model_name(run_result, sim, tmp_path):
 def test_report_page_is_self_contained(run_result):
     page = (run_result / "report.html").read_text()
     assert 'id="qc"' in page and 'id="metrics"' in page
-    for name in ("mean", "ridge", "nearest", "seed_mlp", "gene_window"):
+    for name in NAMES:
         assert f"<td>{name}</td>" in page
     for sample in ("S001", "S006"):
         assert f"<td>{sample}</td>" in page
@@ -251,7 +252,7 @@ def test_multiqc_custom_content(run_result):
     table = pd.read_csv(run_result / "multiqc" / "gexp_qc_mqc.tsv", sep="\t", comment="#")
     assert len(table) == 6 and "pseudoaligned_pct" in table
     metrics = pd.read_csv(run_result / "multiqc" / "gexp_metrics_mqc.tsv", sep="\t", comment="#")
-    assert metrics["model"].tolist() == ["mean", "ridge", "nearest", "seed_mlp", "gene_window"]
+    assert metrics["model"].tolist() == list(NAMES)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -298,7 +299,7 @@ def test_default_models_leave_out_dense_ones_that_cannot_fit(
     monkeypatch.setattr(base, "DENSE_LIMIT", 1000)
     caplog.set_level("WARNING", logger="gexp")
     metrics = train_models(run_result / "dataset", tmp_path / "m", epochs=FAST)
-    assert list(metrics) == ["mean", "nearest", "gene_window"]
+    assert list(metrics) == [m for m in NAMES if m not in ("ridge", "seed_mlp")]
     assert "ridge left out" in caplog.text and "seed_mlp left out" in caplog.text
-    with pytest.raises(GexpError, match="use gene_window"):
+    with pytest.raises(GexpError, match="use mixture_window"):
         train_models(run_result / "dataset", tmp_path / "n", ["ridge"], epochs=FAST)

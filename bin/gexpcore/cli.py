@@ -145,8 +145,6 @@ def _epochs(a: argparse.Namespace) -> dict[str, int]:
     epochs = {}
     if a.mlp_epochs:
         epochs["seed_mlp"] = a.mlp_epochs
-    if a.window_epochs:
-        epochs["gene_window"] = a.window_epochs
     return epochs
 
 
@@ -243,10 +241,11 @@ def _network_options(p: argparse.ArgumentParser) -> None:
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
+    from .models import NAMES
 
     p.add_argument(
         "--models",
-        help="comma-separated: mean, ridge, nearest, seed_mlp, gene_window (default: all; "
+        help=f"comma-separated, from {', '.join(NAMES)} (default: all; "
         "dense ones that cannot fit in memory are then left out)",
     )
     p.add_argument("--cv", type=_positive_int, default=5, help="folds (grouped when possible)")
@@ -256,10 +255,9 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         "--window",
         type=_positive_int,
         default=100_000,
-        help="gene_window: bp on each side of the TSS",
+        help="mixture_window: bp on each side of the TSS (default: %(default)s)",
     )
     p.add_argument("--mlp-epochs", type=_positive_int, help="seed_mlp epochs (default 1000)")
-    p.add_argument("--window-epochs", type=_positive_int, help="gene_window epochs (default 20)")
     p.add_argument(
         "--early-stopping",
         action="store_true",

@@ -8,6 +8,9 @@ instead would give the mean model a negative score, because a fold's training
 mean moves against the held-out samples; that pooled number is reported too.
 `pearson_deviation` pools every fold but correlates deviations from each fold's
 training mean, so it also credits predicting differences between folds (groups).
+`median_gene_r_pooled` is the median over genes of r over all out-of-fold
+predictions at once, and `skill_over_mean` is 1 − SSE(model) / SSE(training mean)
+on log1p: above 0 only when the model's errors are smaller than the mean's.
 """
 
 from __future__ import annotations
@@ -58,20 +61,13 @@ def summarise(
     weights = np.array([f["n_samples"] for f in folds], dtype=float)
     across = np.array([f["pearson_across_samples"] for f in folds])
     ok = np.isfinite(across)
-    per_gene = (
-        np.nanmean(
-            np.stack(
-                [
-                    rowwise_pearson(pred[fold_of == k].T, obs[fold_of == k].T)
-                    for k in range(len(folds))
-                ]
-            ),
-            axis=0,
-        )
-        if len(folds)
-        else np.array([])
-    )
+    per_fold = [
+        rowwise_pearson(pred[fold_of == k].T, obs[fold_of == k].T) for k in range(len(folds))
+    ]
+    per_gene = _nanmean_rows(np.stack(per_fold)) if per_fold else np.array([])
     pooled = rowwise_pearson(pred.T, obs.T)
+    finite = pooled[np.isfinite(pooled)]
+    sse_mean = float(np.sum((train_means - obs) ** 2))
     return {
         "pearson_across_samples": float(np.average(across[ok], weights=weights[ok]))
         if ok.any()
@@ -80,4 +76,16 @@ def summarise(
         "pearson_across_genes": _mean(rowwise_pearson(pred, obs)),
         "mse_log1p": float(np.mean((pred - obs) ** 2)),
         "pearson_across_samples_pooled": _mean(pooled),
+        "median_gene_r_pooled": float(np.median(finite)) if finite.size else float("nan"),
+        "skill_over_mean": 1.0 - float(np.sum((pred - obs) ** 2)) / sse_mean
+        if sse_mean > 0
+        else float("nan"),
     }, per_gene
+
+
+def _nanmean_rows(stack: np.ndarray) -> np.ndarray:
+    """Column means over the finite entries; NaN (without a warning) where none is finite."""
+    finite = np.isfinite(stack)
+    count = finite.sum(axis=0)
+    total = np.where(finite, stack, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(stack.shape[1], np.nan), where=count > 0)

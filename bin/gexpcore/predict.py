@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,8 @@ import scipy.sparse as sp
 from .bins import read_bins
 from .errors import GexpError
 from .files import atomic_write, require_file
-from .models import Context
-from .models.base import accessibility_features
+from .models.base import Context, accessibility_features
+from .models.store import load_model
 from .peak_bins import bin_bam, bin_peaks, is_bam, read_peak_bins
 from .reference import read_genes
 
@@ -81,8 +80,7 @@ def predict(
         ),
         shape=(1, len(bins)),
     )
-    with open(model_dir / name / "model.pkl", "rb") as fh:
-        model = pickle.load(fh)
+    model = load_model(model_dir / name)
     ctx = Context(genes=genes, bins=bins, device="cpu", window=info.get("window", 100_000))
     log1p = model.predict(accessibility_features(x), ctx)[0]
     sample = sample or atac.name.split(".")[0]

@@ -1,23 +1,39 @@
-"""The models gexp trains: baselines, the proof of concept's network, and the gene-centric model."""
+"""The models gexp trains: baselines, the proof of concept's network, and the mixture model."""
 
 from __future__ import annotations
 
-from ..errors import GexpError
-from .base import Context, Model
-from .baselines import MeanModel, NearestModel, RidgeModel
+from typing import TYPE_CHECKING
 
-NAMES = ("mean", "ridge", "nearest", "seed_mlp", "gene_window")
+from ..errors import GexpError
+
+if TYPE_CHECKING:  # the names stay importable without numpy, pandas or torch (the CLI needs them)
+    from .base import Model
+
+NAMES = ("mean", "ridge", "nearest", "gene_score", "seed_mlp", "mixture_window")
+BASELINES = ("mean", "ridge", "nearest", "gene_score")
 
 
 def create(name: str) -> Model:
-    if name in ("seed_mlp", "gene_window"):
-        from .neural import GeneWindowModel, SeedMLP
+    """A new, unfitted model; torch is imported only for the network that needs it."""
+    if name == "seed_mlp":
+        from .neural import SeedMLP
 
-        return SeedMLP() if name == "seed_mlp" else GeneWindowModel()
-    classes = {"mean": MeanModel, "ridge": RidgeModel, "nearest": NearestModel}
+        return SeedMLP()
+    if name == "mixture_window":
+        from .mixture import MixtureWindowModel
+
+        return MixtureWindowModel()
+    from .baselines import GeneScoreModel, MeanModel, NearestModel, RidgeModel
+
+    classes = {
+        "mean": MeanModel,
+        "ridge": RidgeModel,
+        "nearest": NearestModel,
+        "gene_score": GeneScoreModel,
+    }
     if name not in classes:
         raise GexpError(f"unknown model '{name}'; choose from {', '.join(NAMES)}")
     return classes[name]()
 
 
-__all__ = ["NAMES", "Context", "Model", "create"]
+__all__ = ["BASELINES", "NAMES", "create"]

@@ -1,10 +1,12 @@
-"""Baselines every learned model must beat: the per-gene mean, ridge regression, nearest samples."""
+"""Baselines every learned model must beat: the per-gene mean, ridge regression, nearest samples,
+and the calibrated gene activity score."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..gene_activity import gene_activity, gene_activity_weights
 from .base import Context, Model, refuse_dense
 
 
@@ -12,6 +14,7 @@ class MeanModel(Model):
     """Each gene's training mean: scores 0 on the across-samples metrics by construction."""
 
     name = "mean"
+    arrays = ("mean",)
 
     def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
         self.mean = y.mean(axis=0)
@@ -35,6 +38,8 @@ class RidgeModel(Model):
     """
 
     name = "ridge"
+    arrays = ("x", "mu", "ymean", "coef")
+    settings = ("alpha",)
     grid = np.logspace(-3, 2, 11)
 
     def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
@@ -45,7 +50,7 @@ class RidgeModel(Model):
         yc = y - self.ymean
         gram = _centred_gram(x, x, self.mu)
         scale = max(float(np.mean(np.diag(gram))), 1e-9)
-        self.alpha = scale * self._choose_alpha(x, y, scale, ctx)
+        self.alpha = float(scale * self._choose_alpha(x, y, scale, ctx))
         self.coef = np.linalg.solve(gram + self.alpha * np.eye(len(yc)), yc)
 
     def _choose_alpha(self, x: sp.csr_matrix, y: np.ndarray, scale: float, ctx: Context) -> float:
@@ -78,6 +83,7 @@ class NearestModel(Model):
     """
 
     name = "nearest"
+    arrays = ("x", "y")
 
     def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
         self.x, self.y = x.copy(), y.copy()
@@ -98,3 +104,31 @@ def _correlation(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / (sa[:, None] * sb[None, :])
     return np.nan_to_num(r, nan=-1.0)
+
+
+class GeneScoreModel(Model):
+    """ArchR's gene activity score (gene_activity.py), calibrated per gene on the training samples.
+
+    Each gene gets its own least-squares line from its score to its log1p expression;
+    a gene whose score does not vary across the training samples keeps its mean.
+    This is what the field does with a gene score, so every learned model must beat it.
+    """
+
+    name = "gene_score"
+    arrays = ("score_mean", "ymean", "slope")
+    weights: sp.csr_matrix | None = None  # bins × genes, rebuilt from the Context when loaded
+
+    def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
+        score = self._score(x, ctx)
+        self.score_mean, self.ymean = score.mean(axis=0), y.mean(axis=0)
+        sc, yc = score - self.score_mean, y - self.ymean
+        var = (sc * sc).sum(axis=0)
+        self.slope = np.divide((sc * yc).sum(axis=0), var, out=np.zeros_like(var), where=var > 1e-9)
+
+    def predict(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        return self.ymean + (self._score(x, ctx) - self.score_mean) * self.slope
+
+    def _score(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        if self.weights is None:
+            self.weights = gene_activity_weights(ctx.genes, ctx.bins)
+        return gene_activity(x, self.weights)

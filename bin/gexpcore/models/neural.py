@@ -1,6 +1,6 @@
-"""The neural models: the proof of concept's network and the gene-centric window model.
+"""The neural model: the proof of concept's network, kept for comparison.
 
-Both train with one loop (`train`): Adam on mean squared error of log1p TPM,
+It trains with one loop (`train`): Adam on mean squared error of log1p TPM,
 deterministic on the CPU for a seed (each epoch's shuffle is seeded by the epoch,
 so a resumed run repeats an uninterrupted one), mixed precision on CUDA, a
 progress bar with the loss per epoch on a terminal, and a checkpoint every few
@@ -20,7 +20,6 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..windows import WindowIndex
 from .base import Context, Model, refuse_dense
 
 log = logging.getLogger("gexp")
@@ -156,6 +155,7 @@ class SeedMLP(Model):
     """
 
     name = "seed_mlp"
+    hidden = 500
 
     def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
         refuse_dense(self.name, x.shape)
@@ -178,7 +178,7 @@ class SeedMLP(Model):
                     pred = self.net(xs[val_idx].to(dev)).float().cpu()
                 return float(((pred - ys[val_idx]) ** 2).mean())
 
-        self.net = nn.Sequential(nn.Linear(x.shape[1], 500), nn.ReLU(), nn.Linear(500, y.shape[1]))
+        self.net = _network(x.shape[1], self.hidden, y.shape[1])
         xt, yt = xs[train_idx], ys[train_idx]
 
         def batches(_generator):
@@ -199,115 +199,24 @@ class SeedMLP(Model):
         out = _predict_in_batches(lambda s: self.net(xs[s].to(device)), len(xs), 256)
         return out + self.mean
 
-    def to_cpu(self) -> Model:
-        copy_ = copy.copy(self)
-        copy_.net = copy.deepcopy(self.net).cpu()
-        return copy_
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """The gene means and the network's weights as arrays (on the CPU), and its shape."""
+        arrays = {"mean": self.mean}
+        for key, tensor in self.net.state_dict().items():
+            arrays[f"net.{key}"] = tensor.detach().cpu().numpy()
+        first, last = self.net[0], self.net[2]
+        return arrays, {
+            "inputs": first.in_features,
+            "hidden": first.out_features,
+            "outputs": last.out_features,
+        }
+
+    def load_state(self, arrays: dict, settings: dict) -> None:
+        self.mean = arrays["mean"]
+        self.net = _network(settings["inputs"], settings["hidden"], settings["outputs"])
+        weights = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        self.net.load_state_dict(weights)
 
 
-class WindowNet(nn.Module):
-    """One network for every gene's window, plus a per-gene offset.
-
-    Input channels: the window, and the window minus the gene's mean window over the
-    training samples (what is unusually open or closed for this gene). A linear term
-    over the second channel carries position-specific effects; a small 1D CNN with
-    dropout adds local, non-linear patterns. Kept small on purpose: it is shared by
-    thousands of genes but trained on few samples.
-    """
-
-    def __init__(self, width: int, n_genes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(width, 1)
-        self.cnn = nn.Sequential(
-            nn.Conv1d(2, 8, kernel_size=9, padding=4),
-            nn.ReLU(),
-            nn.AvgPool1d(8),
-            nn.Flatten(),
-            nn.Dropout(0.2),
-            nn.Linear(8 * (width // 8), 1),
-        )
-        self.offset = nn.Embedding(n_genes, 1)
-
-    def forward(self, windows: torch.Tensor, genes: torch.Tensor) -> torch.Tensor:
-        out = self.linear(windows[:, 1]) + self.cnn(windows)
-        return out.squeeze(1) + self.offset(genes)[:, 0]
-
-
-class GeneWindowModel(Model):
-    """Gene-centric and shared across genes: every (gene, sample) pair is an example.
-
-    The input is the gene's strand-oriented window of bins around its TSS (windows.py);
-    one network's weights serve every gene, and a per-gene offset (initialised to the
-    gene's training mean) carries its level. Mini-batches are drawn from the sparse
-    window matrix, so no dense samples × bins matrix is ever built.
-    """
-
-    name = "gene_window"
-    batch_size = 512
-    lr = 3e-3
-
-    def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
-        torch.manual_seed(ctx.seed)
-        epochs = ctx.epochs.get(self.name, 20)
-        self.index = WindowIndex(ctx.genes, ctx.bins, ctx.window)
-        n_samples, n_genes = y.shape
-        windows = self.index.matrix(x)
-        # The mean window of each gene over the training samples: a transform fitted here.
-        self.mean_window = _mean_windows(windows, n_genes, n_samples)
-        targets = torch.from_numpy(y.T.reshape(-1).astype(np.float32))  # row g·S + s
-        gene_of = torch.arange(n_genes).repeat_interleave(n_samples)
-        self.net = WindowNet(self.index.width, n_genes)
-        with torch.no_grad():
-            self.net.offset.weight[:, 0] = torch.from_numpy(y.mean(axis=0).astype(np.float32))
-
-        def batches(generator):
-            order = torch.randperm(windows.shape[0], generator=generator).numpy()
-            for i in range(0, len(order), self.batch_size):
-                rows = order[i : i + self.batch_size]
-                genes = gene_of[rows]
-                yield self._inputs(windows[rows], genes), genes, targets[rows]
-
-        def loss_of(net, batch, device):
-            xb, gb, yb = (t.to(device) for t in batch)
-            return ((net(xb, gb) - yb) ** 2).mean()
-
-        key = _checkpoint_key(self.name, (n_samples, n_genes, x.shape[1]), ctx, epochs)
-        train(self.name, self.net, batches, loss_of, epochs, ctx, key, lr=self.lr)
-
-    def predict(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
-        self.net.eval()
-        device = next(self.net.parameters()).device
-        n_samples, n_genes = x.shape[0], len(self.index.centre)
-        windows = self.index.matrix(x)
-        gene_of = torch.arange(n_genes).repeat_interleave(n_samples)
-
-        def run(s: slice) -> torch.Tensor:
-            genes = gene_of[s]
-            return self.net(self._inputs(windows[s], genes).to(device), genes.to(device))
-
-        out = _predict_in_batches(run, windows.shape[0], 4096)
-        return out.reshape(n_genes, n_samples).T
-
-    def _inputs(self, rows: sp.csr_matrix, genes: torch.Tensor) -> torch.Tensor:
-        raw = torch.from_numpy(rows.toarray())
-        return torch.stack([raw, raw - self.mean_window[genes]], dim=1)
-
-    def to_cpu(self) -> Model:
-        copy_ = copy.copy(self)
-        copy_.net = copy.deepcopy(self.net).cpu()
-        return copy_
-
-
-def _mean_windows(windows: sp.csr_matrix, n_genes: int, n_samples: int) -> torch.Tensor:
-    """genes × width mean of the window rows (row g·S + s) over the samples."""
-    summed = (
-        sp.csr_matrix(
-            (
-                np.ones(windows.shape[0], dtype=np.float32),
-                (np.repeat(np.arange(n_genes), n_samples), np.arange(windows.shape[0])),
-            ),
-            shape=(n_genes, windows.shape[0]),
-        )
-        @ windows
-    )
-    return torch.from_numpy(np.asarray(summed.todense(), dtype=np.float32) / n_samples)
+def _network(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
