@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -25,6 +26,23 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, or says that it is required."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = "(default" in text or "%(default)" in text
+        if not action.option_strings or action.default is argparse.SUPPRESS or shown:
+            return text
+        if action.required:
+            return f"{text} (required)"
+        if action.nargs == 0:  # a switch
+            return f"{text} (default: off)"
+        if action.default is None:
+            return f"{text} (default: none)"
+        return f"{text} (default: %(default)s)"
 
 
 def cmd_simulate(a: argparse.Namespace) -> None:
@@ -249,8 +267,13 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         "dense ones that cannot fit in memory are then left out)",
     )
     p.add_argument("--cv", type=_positive_int, default=5, help="folds (grouped when possible)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto: cuda when available, else cpu",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed for folds and training")
     p.add_argument(
         "--window",
         type=_positive_int,
@@ -264,7 +287,9 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         help="seed_mlp: stop on a validation split of the training samples",
     )
     if not any(a.dest == "threads" for a in p._actions):
-        p.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+        p.add_argument(
+            "--threads", type=_positive_int, help="CPU threads for torch (default: torch's)"
+        )
     if not any(a.dest == "peak_mode" for a in p._actions):
         p.add_argument(
             "--peak-mode",
@@ -286,18 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("simulate", help="write a small cohort with known truth")
-    p.add_argument("--outdir", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--samples", type=_positive_int, default=12)
-    p.add_argument("--genes", type=_positive_int, default=300)
+    p.add_argument("--outdir", required=True, type=Path, help="folder to write the cohort to")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--samples", type=_positive_int, default=12, help="samples")
+    p.add_argument("--genes", type=_positive_int, default=300, help="genes")
     p.add_argument("--groups", type=_positive_int, default=4, help="biosample groups")
     p.add_argument("--reads", type=_positive_int, default=100_000, help="fragments per sample")
     p.add_argument("--noise", type=float, default=0.3, help="biological noise (sd of log TPM)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("samplesheet", help="validate a samplesheet; write it with absolute paths")
-    p.add_argument("--input", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--input", required=True, type=Path, help="samplesheet CSV")
+    p.add_argument("--out", required=True, type=Path, help="validated samplesheet to write")
     p.add_argument(
         "--base-dir",  # str: a Path would turn s3://bucket into s3:/bucket
         help="where relative paths resolve (default: its folder; may be s3://, gs://, https://…)",
@@ -308,36 +333,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check-fastq", help="validate one sample's FASTQ files (gzip, records, mates)"
     )
-    p.add_argument("--sample", required=True)
-    p.add_argument("--read1", required=True, nargs="+")
-    p.add_argument("--read2", nargs="+")
+    p.add_argument("--sample", required=True, help="sample id, for messages")
+    p.add_argument("--read1", required=True, nargs="+", help="read 1 FASTQ, one file per run")
+    p.add_argument(
+        "--read2", nargs="+", help="read 2 FASTQ in --read1's order (default: none, single-end)"
+    )
     p.set_defaults(func=cmd_check_fastq)
 
     p = sub.add_parser("fetch", help="download a URL, ENCODE file or SRA/ENA run, md5-checked")
     p.add_argument("source", help="local path, http(s) URL, ENCFF… accession or SRR/ERR/DRR run")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", type=Path, help="the file to write (a run's mates: _1, _2)")
+    where.add_argument(
+        "--out", type=Path, help="the file to write (a run's mates: _1, _2); or --outdir"
+    )
     where.add_argument("--outdir", type=Path, help="a folder; files keep their own names")
     _network_options(p)
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("encode-samplesheet", help="pair ENCODE ATAC-seq and RNA-seq by biosample")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--assembly", default="GRCh38")
-    p.add_argument("--biosample-type", help='e.g. "tissue", "cell line", "primary cell"')
-    p.add_argument("--limit", type=_positive_int, help="at most this many biosamples")
+    p.add_argument("--out", required=True, type=Path, help="samplesheet CSV to write")
+    p.add_argument("--assembly", default="GRCh38", help="assembly of the ATAC-seq peak files")
+    p.add_argument(
+        "--biosample-type", help='e.g. "tissue", "cell line", "primary cell" (default: any)'
+    )
+    p.add_argument(
+        "--limit", type=_positive_int, help="at most this many biosamples (default: all)"
+    )
     _network_options(p)
     p.set_defaults(func=cmd_encode_samplesheet)
 
     p = sub.add_parser("localise", help="point a samplesheet's remote sources at fetched files")
     p.add_argument("--input", required=True, type=Path, help="validated samplesheet")
     p.add_argument("--fetched", required=True, type=Path, help="folder of `gexp fetch --outdir`")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="samplesheet to write")
     p.set_defaults(func=cmd_localise)
 
     p = sub.add_parser("reference", help="tx2gene and gene table from a GTF")
-    p.add_argument("--gtf", required=True, type=Path)
-    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument("--gtf", required=True, type=Path, help="GENCODE or Ensembl GTF (.gz)")
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="folder for tx2gene.tsv and genes.tsv"
+    )
     p.set_defaults(func=cmd_reference)
 
     p = sub.add_parser("gene-tpm", help="gene TPM of one sample from kallisto or a gene table")
@@ -347,26 +382,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="kallisto abundance.tsv or a gene quantification TSV",
     )
-    p.add_argument("--tx2gene", required=True, type=Path)
+    p.add_argument("--tx2gene", required=True, type=Path, help="tx2gene.tsv from `gexp reference`")
     p.add_argument("--genes", required=True, type=Path, help="genes.tsv from `gexp reference`")
-    p.add_argument("--sample", required=True)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--sample", required=True, help="sample id: the output's column")
+    p.add_argument("--out", required=True, type=Path, help="<sample>.gene_tpm.tsv to write")
     p.set_defaults(func=cmd_gene_tpm)
 
     p = sub.add_parser("bins", help="fixed-width bins over the genome or a region")
-    p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
+    p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size file; or --genome")
     _genome_option(p)
-    p.add_argument("--bin-size", type=_positive_int, default=1000)
-    p.add_argument("--region", help="e.g. chr1:1-10000000 (1-based, inclusive)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--bin-size", type=_positive_int, default=1000, help="bin width in bp")
+    p.add_argument(
+        "--region", help="e.g. chr1:1-10000000, 1-based, inclusive (default: whole genome)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="bins.bed to write")
     p.set_defaults(func=cmd_bins)
 
     p = sub.add_parser("peak-bins", help="accessibility per bin for one sample")
     p.add_argument("--peaks", required=True, type=Path, help="BED/narrowPeak (.gz) or ATAC BAM")
-    p.add_argument("--bins", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--mode", choices=MODES, default="signal")
-    p.add_argument("--min-score", type=float, help="drop peaks with BED score below this")
+    p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
+    p.add_argument("--out", required=True, type=Path, help="<sample>.tsv.gz to write")
+    p.add_argument("--mode", choices=MODES, default="signal", help="bin value from peaks")
+    p.add_argument(
+        "--min-score", type=float, help="drop peaks with a BED score below this (default: none)"
+    )
     p.add_argument(
         "--chrom-sizes", type=Path, help="genome chromosomes (default: the chromosomes of the bins)"
     )
@@ -375,12 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_peak_bins)
 
     p = sub.add_parser("dataset", help="merge samples into training matrices + qc.json")
-    p.add_argument("--bins", required=True, type=Path)
-    p.add_argument("--genes", required=True, type=Path)
+    p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
+    p.add_argument("--genes", required=True, type=Path, help="genes.tsv from `gexp reference`")
     p.add_argument("--expression", required=True, nargs="+", help="<sample>.gene_tpm.tsv files")
     p.add_argument("--accessibility", required=True, nargs="+", help="<sample>.tsv.gz files")
-    p.add_argument("--samplesheet", type=Path, help="for the group column")
-    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument(
+        "--samplesheet", type=Path, help="for the group column (default: none, no groups)"
+    )
+    p.add_argument(
+        "--outdir",
+        required=True,
+        type=Path,
+        help="run folder: dataset/ and expression/gene_tpm.tsv are written in it",
+    )
     p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser("train", help="cross-validate and fit the models")
@@ -397,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="peaks (BED/narrowPeak), ATAC BAM, or a `gexp peak-bins` .tsv.gz",
     )
-    p.add_argument("--outdir", required=True, type=Path)
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="folder for <sample>.predicted_tpm.tsv"
+    )
     p.add_argument("--model-name", help="which model (default: the best held-out one)")
     p.add_argument("--sample", help="sample id for the output name (default: from the file)")
     p.set_defaults(func=cmd_predict)
@@ -408,28 +456,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("run", help="all steps for every sample on this machine")
-    p.add_argument("--input", required=True, type=Path, help="samplesheet.csv")
+    p.add_argument("--input", required=True, type=Path, help="samplesheet CSV")
     p.add_argument(
         "--transcriptome",
         type=Path,
         help="transcript FASTA (.gz) of the GTF's release; needed only when a sample has FASTQ",
     )
-    p.add_argument("--gtf", required=True, type=Path)
-    p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size (or --genome)")
+    p.add_argument(
+        "--gtf", required=True, type=Path, help="GENCODE or Ensembl GTF (.gz), any release"
+    )
+    p.add_argument("--chrom-sizes", type=Path, help="chrom<TAB>size file; or --genome")
     _genome_option(p)
-    p.add_argument("--outdir", required=True, type=Path)
-    p.add_argument("--region", help="e.g. chr1:1-10000000; default: whole genome")
-    p.add_argument("--bin-size", type=_positive_int, default=1000)
-    p.add_argument("--threads", type=_positive_int, default=default_threads())
-    p.add_argument("--peak-mode", choices=MODES, default="signal")
-    p.add_argument("--min-score", type=float)
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="output folder; one run at a time (locked)"
+    )
+    p.add_argument("--region", help="e.g. chr1:1-10000000 (default: whole genome)")
+    p.add_argument("--bin-size", type=_positive_int, default=1000, help="bin width in bp")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=default_threads(),
+        help="samples at once and torch threads (default: the CPUs available, %(default)s here)",
+    )
+    p.add_argument("--peak-mode", choices=MODES, default="signal", help="bin value from peaks")
+    p.add_argument(
+        "--min-score", type=float, help="drop peaks with a BED score below this (default: none)"
+    )
     p.add_argument(
         "--fragment-length",
         type=float,
         default=200.0,
-        help="single-end kallisto default (samplesheet overrides)",
+        help="single-end reads: kallisto's mean fragment length (a samplesheet column overrides)",
     )
-    p.add_argument("--fragment-sd", type=float, default=20.0)
+    p.add_argument(
+        "--fragment-sd",
+        type=float,
+        default=20.0,
+        help="single-end reads: kallisto's fragment length sd (a samplesheet column overrides)",
+    )
     p.add_argument(
         "--max-downloads",
         type=_positive_int,
@@ -439,19 +503,39 @@ def build_parser() -> argparse.ArgumentParser:
     _network_options(p)
     _training_options(p)
     p.set_defaults(func=cmd_run)
+    for command in (parser, *sub.choices.values()):
+        command.formatter_class = _HelpWithDefaults
     return parser
+
+
+def _own_or_error(record: logging.LogRecord) -> bool:
+    """gexp's records, and other libraries' errors: matplotlib's font cache notes are not news."""
+    return record.name.split(".")[0] == "gexp" or record.levelno >= logging.ERROR
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning nobody expected becomes one gexp line (not two raw ones), still shown:
+    it may mean something is wrong. Expected ones are silenced where they arise."""
+    log.warning("%s: %s (%s:%d)", category.__name__, message, Path(filename).name, lineno)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """Log lines on stderr; -v shows debug detail, other libraries' records included."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s gexp %(levelname)s: %(message)s", datefmt="%H:%M:%S")
+    )
+    if not verbose:
+        handler.addFilter(_own_or_error)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, handlers=[handler])
+    warnings.showwarning = _log_warning
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s gexp %(levelname)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    _setup_logging(args.verbose, args.quiet)
     try:
         args.func(args)
     except GexpError as exc:
