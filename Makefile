@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 APT    := kallisto bedtools samtools
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test lint benchmark clean
+.PHONY: setup demo test lint benchmark benchmark-real clean
 
 $(VENV)/.installed: pyproject.toml
 	@missing=""; for t in kallisto bedtools samtools; do command -v $$t >/dev/null || missing=1; done; \
@@ -37,6 +37,9 @@ test: setup  ## lint, then every test (real kallisto, bedtools and headless Chro
 
 benchmark: setup  ## genome-wide benchmarks → benchmarks/results.md (about 10 minutes)
 	$(PY) benchmarks/run.py
+
+benchmark-real: setup  ## every model on a real cohort (COHORT=../shared/real/corces2016) → benchmarks/real.md
+	$(PY) benchmarks/real.py $(if $(COHORT),--cohort $(COHORT))
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -303,3 +303,26 @@ def test_default_models_leave_out_dense_ones_that_cannot_fit(
     assert "ridge left out" in caplog.text and "seed_mlp left out" in caplog.text
     with pytest.raises(GexpError, match="use mixture_window"):
         train_models(run_result / "dataset", tmp_path / "n", ["ridge"], epochs=FAST)
+
+
+def test_report_splits_per_gene_r_by_expression_level(run_result):
+    """Thirds of genes by mean log1p expression, recomputed here with numpy alone."""
+    from gexpcore.report import per_gene_by_level
+
+    per_gene = pd.read_csv(run_result / "model" / "per_gene_r.tsv", sep="\t", index_col=0)
+    expression = pd.read_csv(run_result / "dataset" / "expression.tsv", sep="\t", index_col=0)
+    level = np.log1p(expression.to_numpy()).mean(axis=1)
+    rank = np.empty(len(level), dtype=int)
+    rank[np.argsort(level, kind="stable")] = np.arange(len(level))
+    third_of = 3 * rank // len(level)  # 0 low, 1 mid, 2 high
+    table = per_gene_by_level(run_result).set_index("model")
+    assert "mean" not in table.index and len(table.columns) == 3
+    for name in table.index:
+        r = per_gene[name].to_numpy()
+        for column, k in zip(table.columns, range(3), strict=True):
+            genes = third_of == k
+            expected = np.nanmedian(r[genes]) if np.isfinite(r[genes]).any() else np.nan
+            np.testing.assert_allclose(table.loc[name, column], expected, equal_nan=True)
+    page = (run_result / "report.html").read_text()
+    assert 'id="levels"' in page and "vs best baseline" in page
+    assert "learned (default)" in page

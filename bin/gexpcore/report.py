@@ -2,8 +2,10 @@
 
 The page holds the per-sample QC (reads and pseudoalignment rate from kallisto's
 run_info.json, peaks, open bins, genes detected), the held-out metrics of every
-model, observed against predicted expression, the distribution of per-gene
-correlations and the training curves. It opens offline: every image is a data URI
+model beside the best baseline's, per-gene r split by expression level (a model
+that only predicts highly expressed genes well shows it there), observed against
+predicted expression, the distribution of per-gene correlations and the training
+curves. It opens offline: every image is a data URI
 and there is no script or stylesheet from elsewhere.
 """
 
@@ -32,7 +34,13 @@ METRIC_COLUMNS = [
     ("pearson_across_genes", "r across genes"),
     ("mse_log1p", "MSE log1p"),
     ("pearson_across_samples_pooled", "r across samples (pooled)"),
+    ("median_gene_r_pooled", "median per-gene r (pooled)"),
+    ("skill_over_mean", "skill over mean"),
 ]
+# The baselines a learned model is compared with in the metrics table (models.BASELINES
+# without the mean, which scores 0 by construction).
+COMPARED = ("ridge", "nearest", "gene_score")
+LEVELS = ("low", "mid", "high")
 
 
 def _count_peaks(path: str) -> int | None:
@@ -163,6 +171,57 @@ def _table(frame: pd.DataFrame, table_id: str) -> str:
     )
 
 
+def default_model(model_dir: Path) -> str | None:
+    info = model_dir / "model_info.json"
+    return json.loads(info.read_text()).get("default_model") if info.is_file() else None
+
+
+def metrics_table(metrics: dict, default: str | None) -> pd.DataFrame:
+    """One row per model: its kind, the held-out metrics, and its margin over the best baseline."""
+    from .models import BASELINES
+
+    compared = [metrics[m]["pearson_across_samples"] for m in COMPARED if m in metrics]
+    best_baseline = max(compared) if compared else float("nan")
+    rows = []
+    for name, values in metrics.items():
+        kind = "baseline" if name in BASELINES else "learned"
+        rows.append(
+            {
+                "model": name,
+                "kind": kind + (" (default)" if name == default else ""),
+                **{label: values.get(key, float("nan")) for key, label in METRIC_COLUMNS},
+                "vs best baseline": values["pearson_across_samples"] - best_baseline
+                if kind == "learned"
+                else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def per_gene_by_level(run: Path) -> pd.DataFrame | None:
+    """Models × expression thirds: the median per-gene r among low, mid and high genes."""
+    per_gene_path = run / "model" / "per_gene_r.tsv"
+    expression_path = run / "dataset" / "expression.tsv"
+    if not per_gene_path.is_file() or not expression_path.is_file():
+        return None
+    per_gene = pd.read_csv(per_gene_path, sep="\t", index_col=0)
+    expression = pd.read_csv(expression_path, sep="\t", index_col=0)
+    level = np.log1p(expression).mean(axis=1).reindex(per_gene.index).to_numpy()
+    # Lowest first; sizes differ by at most one gene.
+    thirds = np.array_split(np.argsort(level, kind="stable"), len(LEVELS))
+    rows = []
+    for name in per_gene.columns:
+        if name == "mean":
+            continue  # 0 for every gene by construction
+        row = {"model": name}
+        for third, genes in zip(LEVELS, thirds, strict=True):
+            values = per_gene[name].to_numpy()[genes]
+            values = values[np.isfinite(values)]
+            row[f"{third} (n={len(genes)})"] = float(np.median(values)) if len(values) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
     """Custom-content files that a MultiQC run over the output folder picks up."""
     header = (
@@ -180,7 +239,10 @@ def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
             "# plot_type: 'table'\n"
         )
         table = pd.DataFrame(
-            [{"model": m, **{k: v[k] for k, _ in METRIC_COLUMNS}} for m, v in metrics.items()]
+            [
+                {"model": m, **{k: v.get(k, float("nan")) for k, _ in METRIC_COLUMNS}}
+                for m, v in metrics.items()
+            ]
         )
         with atomic_write(run / "multiqc" / "gexp_metrics_mqc.tsv") as fh:
             fh.write(header)
@@ -198,20 +260,24 @@ def write_report(run: str | Path, out: str | Path | None = None) -> Path:
     sections = [f"<h2>Samples</h2>{_table(qc, 'qc')}"]
     if metrics:
         any_model = next(iter(metrics.values()))
-        table = pd.DataFrame(
-            [
-                {"model": m, **{label: v[k] for k, label in METRIC_COLUMNS}}
-                for m, v in metrics.items()
-            ]
-        )
+        table = metrics_table(metrics, default_model(model_dir))
         sections.append(
             "<h2>Held-out metrics</h2>"
             f"<p>{any_model['n_samples']} samples, {any_model['n_genes']} genes, "
             f"{any_model['n_folds']} folds ({html.escape(any_model['cv'])}). Every prediction "
             "comes from a model that never saw the sample. <em>r across samples</em> is each "
             "gene's correlation over the held-out samples of a fold, averaged over genes and "
-            "folds: the per-gene mean scores 0 there.</p>" + _table(table, "metrics")
+            "folds: the per-gene mean scores 0 there. <em>vs best baseline</em> is a model's r "
+            "across samples minus that of the best of ridge, nearest and gene_score.</p>"
+            + _table(table, "metrics")
         )
+        levels = per_gene_by_level(run)
+        if levels is not None:
+            sections.append(
+                "<h2>Per-gene r by expression level</h2><p>Median per-gene r across held-out "
+                "samples, genes split into thirds by their mean expression (log1p TPM over all "
+                "samples).</p>" + _table(levels, "levels")
+            )
         for title, uri in _plots(model_dir, metrics):
             sections.append(
                 f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="{uri}">'
