@@ -255,3 +255,41 @@ def test_bundled_grch38_genome(tmp_path):
     assert_user_error(
         run_gexp("bins", "--out", tmp_path / "x.bed"), "give --chrom-sizes FILE or --genome"
     )
+
+
+@pytest.mark.parametrize("region", [None, "chr1:1501-9000"])
+@pytest.mark.parametrize("bin_size", [1000, 333, 20_000])
+def test_bin_layout_from_a_few_lines_equals_reading_every_bin(tmp_path, genome, region, bin_size):
+    from gexpcore.bins import read_bin_layout
+
+    sizes, _ = genome
+    out = tmp_path / "b.bed"
+    extra = ("--region", region) if region else ()
+    proc = run_gexp("bins", "--chrom-sizes", sizes, "--bin-size", bin_size, "--out", out, *extra)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out, sep="\t", header=None, names=["chrom", "start", "end", "bin"])
+    expected = [
+        (c, p["start"].min(), p["end"].max(), p["bin"].iloc[0], len(p))
+        for c, p in table.groupby("chrom", sort=False)
+    ]
+    layout = read_bin_layout(out)
+    assert [(c.chrom, c.start, c.end, c.first, c.count) for c in layout.chroms] == expected
+    assert layout.n_bins == len(table)
+
+
+def test_a_damaged_bins_file_is_read_whole_and_refused(tmp_path, genome):
+    from gexpcore.bins import read_bin_layout
+    from gexpcore.errors import GexpError
+
+    _, bins_path = genome
+    lines = bins_path.read_text().splitlines(keepends=True)
+    damaged = tmp_path / "damaged.bed"
+    damaged.write_text("".join(lines[:3] + lines[4:]))  # a bin missing: indices skip one
+    with pytest.raises(GexpError, match="not a bins.bed from `gexp bins`"):
+        read_bin_layout(damaged)
+    uneven = tmp_path / "uneven.bed"  # variable-width bins, numbered in order: still read
+    uneven.write_text("chr1\t0\t10\t0\nchr1\t10\t500\t1\nchr2\t0\t7\t2\n")
+    assert [(c.chrom, c.end, c.count) for c in read_bin_layout(uneven).chroms] == [
+        ("chr1", 500, 2),
+        ("chr2", 7, 1),
+    ]

@@ -135,7 +135,7 @@ def cmd_bins(a: argparse.Namespace) -> None:
 
 def cmd_peak_bins(a: argparse.Namespace) -> None:
     from .files import require_file
-    from .peak_bins import bin_bam, bin_peaks, is_bam, write_peak_bins
+    from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
 
     require_file(a.peaks, "peaks")
     if is_bam(a.peaks):
@@ -144,7 +144,7 @@ def cmd_peak_bins(a: argparse.Namespace) -> None:
         from .genome import chrom_sizes_for
 
         sizes = chrom_sizes_for(a.chrom_sizes, a.genome) if a.chrom_sizes or a.genome else None
-        values = bin_peaks(a.peaks, a.bins, a.mode, a.min_score, sizes)
+        values = bin_peak_values(a.peaks, a.bins, a.mode, a.min_score, sizes)
     write_peak_bins(values, a.out)
 
 
@@ -300,7 +300,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .peak_bins import MODES
-    from .runner import default_threads
+    from .tools import default_threads  # not from runner: every step would import all of gexp
 
     parser = argparse.ArgumentParser(
         prog="gexp", description="Predict gene expression from chromatin accessibility."

@@ -9,8 +9,10 @@ that they stay distinct from the chrX gene once the version is gone.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where used: peak-bins reads chromosome names without pandas
+    import pandas as pd
 
 _VERSION = re.compile(r"\.\d+(?=(_PAR_Y)?$)")
 SAMPLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -35,8 +37,18 @@ def harmonise_chroms(names: pd.Series, known: set[str]) -> tuple[pd.Series, dict
     Returns the mapped names and the renames that were applied, so callers can
     warn once. Names that match neither form are returned unchanged.
     """
+    import pandas as pd
+
+    renames = chrom_renames(pd.unique(names), known)
+    if not renames:
+        return names, renames
+    return names.replace(renames), renames
+
+
+def chrom_renames(names, known: set[str]) -> dict[str, str]:
+    """The renames harmonise_chroms applies to these distinct names, in their order."""
     renames: dict[str, str] = {}
-    for name in pd.unique(names):
+    for name in names:
         if name in known:
             continue
         if name.startswith("chr"):
@@ -46,6 +58,4 @@ def harmonise_chroms(names: pd.Series, known: set[str]) -> tuple[pd.Series, dict
             alt = "chr" + ("M" if name == "MT" else name)
         if alt in known:
             renames[name] = alt
-    if not renames:
-        return names, renames
-    return names.replace(renames), renames
+    return renames

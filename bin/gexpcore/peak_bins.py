@@ -16,42 +16,22 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from .bins import read_bins
+from .bins import read_bin_layout, read_bins
 from .errors import GexpError
 from .files import atomic_write, require_file
 from .genome import read_chrom_sizes
-from .ids import harmonise_chroms
-from .peaks import read_peaks
-from .tools import run_tool
+from .peaks import read_peak_columns
+from .tools import run_tool, tool_lines
+
+if TYPE_CHECKING:  # imported where used: binning peaks needs neither (it runs once per sample)
+    import numpy as np
+    import pandas as pd
 
 log = logging.getLogger("gexp")
 
 MODES = ("binary", "midpoint", "coverage", "signal")
-
-
-def _intersect(a: Path, bins_path: Path, tmp: Path, flags: list[str]) -> pd.DataFrame:
-    """bedtools intersect in its streaming mode (-sorted): both files in the bins' order."""
-    out = tmp / "intersect.tsv"
-    cmd = [
-        "bedtools",
-        "intersect",
-        "-a",
-        a,
-        "-b",
-        bins_path,
-        *flags,
-        "-sorted",
-        "-g",
-        tmp / "genome.txt",
-    ]
-    run_tool(cmd, "peak-bins", stdout=out)
-    if out.stat().st_size == 0:
-        return pd.DataFrame()
-    return pd.read_csv(out, sep="\t", header=None, dtype={0: str})
 
 
 def bin_peaks(
@@ -61,62 +41,109 @@ def bin_peaks(
     min_score: float | None = None,
     chrom_sizes: str | Path | None = None,
 ) -> pd.DataFrame:
+    """Sparse values of one sample's peaks per bin: columns bin, value (see bin_peak_values)."""
+    import pandas as pd
+
+    bins, values = bin_peak_values(peaks_path, bins_path, mode, min_score, chrom_sizes)
+    return pd.DataFrame({"bin": pd.Series(bins, dtype="int64"), "value": values})
+
+
+def bin_peak_values(
+    peaks_path: str | Path,
+    bins_path: str | Path,
+    mode: str = "signal",
+    min_score: float | None = None,
+    chrom_sizes: str | Path | None = None,
+) -> tuple[list[int], list]:
+    """(bins, values) of the bins with a non-zero value, by bin: bin_peaks without pandas.
+
+    Values are ints (binary, midpoint) or floats (coverage, signal). Only a few
+    lines of bins.bed are read (bins.read_bin_layout); bedtools reads it whole,
+    streaming, and its output is parsed while it runs.
+    """
     if mode not in MODES:
         raise GexpError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
     bins_path = require_file(bins_path, "bins")
     peaks_path = require_file(peaks_path, "peaks")
-    bins = read_bins(bins_path)
-    sizes = (
-        read_chrom_sizes(chrom_sizes)
-        if chrom_sizes
-        else bins.groupby("chrom")["end"].max().to_dict()
+    ends = read_bin_layout(bins_path).ends()  # chromosome → end, in the bins' order
+    sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes else ends
+    peaks = read_peak_columns(peaks_path, sizes, min_score=min_score, need_signal=mode == "signal")
+    start, end = peaks.start, peaks.end
+    if mode == "midpoint":
+        start = [s + (e - s) // 2 for s, e in zip(start, end, strict=True)]
+        end = [m + 1 for m in start]
+    # Sort peaks in the bins' chromosome order, which bedtools -sorted requires.
+    rank = {c: i for i, c in enumerate(ends)}
+    order = sorted(
+        (i for i, c in enumerate(peaks.chrom) if c in rank),
+        key=lambda i: (rank[peaks.chrom[i]], start[i], end[i]),
     )
-    peaks = read_peaks(peaks_path, sizes, min_score=min_score, need_signal=mode == "signal")
+    if not order:
+        return _empty(peaks_path)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        genome = tmp / "genome.txt"
+        genome.write_text("".join(f"{c}\t{e}\n" for c, e in ends.items()))
         bed = tmp / "peaks.bed"
-        if mode == "midpoint":
-            mid = peaks["start"] + (peaks["end"] - peaks["start"]) // 2
-            peaks = peaks.assign(start=mid, end=mid + 1)
-        # Sort peaks in the bins' chromosome order, which bedtools -sorted requires.
-        order = pd.unique(bins["chrom"])
-        ends = bins.groupby("chrom", sort=False)["end"].max()
-        (tmp / "genome.txt").write_text("".join(f"{c}\t{ends[c]}\n" for c in order))
-        rank = {c: i for i, c in enumerate(order)}
-        peaks = peaks[peaks["chrom"].isin(rank)]
-        peaks = peaks.assign(_rank=peaks["chrom"].map(rank)).sort_values(["_rank", "start", "end"])
-        if peaks.empty:
-            return _empty(peaks_path)
-        peaks[["chrom", "start", "end", "signal"]].to_csv(bed, sep="\t", header=False, index=False)
+        bed.write_text(
+            "".join(f"{peaks.chrom[i]}\t{start[i]}\t{end[i]}\t{peaks.signal[i]!r}\n" for i in order)
+        )
         if mode == "coverage":
             merged = tmp / "merged.bed"
             run_tool(["bedtools", "merge", "-i", bed], "peak-bins", stdout=merged)
-            hits = _intersect(merged, bins_path, tmp, ["-wo"])
-            if hits.empty:
-                return _empty(peaks_path)
-            covered = hits.groupby(6)[7].sum()
-            length = bins.set_index("bin").loc[covered.index]
-            values = covered / (length["end"] - length["start"])
+            values = _coverage(_intersect(merged, bins_path, genome, ["-wo"]))
         else:
-            hits = _intersect(bed, bins_path, tmp, ["-wa", "-wb"])
-            if hits.empty:
-                return _empty(peaks_path)
-            if mode == "signal":
-                values = hits.groupby(7)[3].max()
-            else:
-                values = pd.Series(1, index=pd.Index(hits[7].unique()))
-    result = values.rename("value").rename_axis("bin").reset_index().sort_values("bin")
-    return result[result["value"] > 0].reset_index(drop=True)
+            hits = _intersect(bed, bins_path, genome, ["-wa", "-wb"])
+            values = _signal(hits) if mode == "signal" else _binary(hits)
+    if not values:
+        return _empty(peaks_path)
+    found = sorted(b for b, v in values.items() if v > 0)
+    return found, [values[b] for b in found]
 
 
-def _empty(peaks_path: Path) -> pd.DataFrame:
+def _intersect(a: Path, bins_path: Path, genome: Path, flags: list[str]):
+    """Lines of bedtools intersect in its streaming mode (-sorted), split into fields."""
+    cmd = ["bedtools", "intersect", "-a", a, "-b", bins_path, *flags, "-sorted", "-g", genome]
+    return (line.split(b"\t") for line in tool_lines(cmd, "peak-bins"))
+
+
+def _signal(hits) -> dict[int, float]:
+    """The largest signal of the peaks overlapping each bin (-wa -wb: peak 0-3, bin 4-7)."""
+    best: dict[int, float] = {}
+    for fields in hits:
+        b, v = int(fields[7]), float(fields[3])
+        if b not in best or v > best[b]:
+            best[b] = v
+    return best
+
+
+def _binary(hits) -> dict[int, int]:
+    return dict.fromkeys((int(fields[7]) for fields in hits), 1)
+
+
+def _coverage(hits) -> dict[int, float]:
+    """Covered fraction of each bin (-wo on merged peaks: peak 0-2, bin 3-6, overlap 7)."""
+    covered: dict[int, int] = {}
+    length: dict[int, int] = {}
+    for fields in hits:
+        b = int(fields[6])
+        covered[b] = covered.get(b, 0) + int(fields[7])
+        length[b] = int(fields[5]) - int(fields[4])
+    return {b: covered[b] / length[b] for b in covered}
+
+
+def _empty(peaks_path: Path) -> tuple[list[int], list]:
     log.warning("peaks %s: no peak overlaps any bin", peaks_path)
-    return pd.DataFrame({"bin": pd.Series(dtype="int64"), "value": pd.Series(dtype=float)})
+    return [], []
 
 
 def bin_bam(bam_path: str | Path, bins_path: str | Path, min_mapq: int = 30) -> pd.DataFrame:
     """Fragments per bin, counted once per fragment, in one pass over the BAM (no index needed)."""
+    import numpy as np
+    import pandas as pd
     import pysam
+
+    from .ids import harmonise_chroms
 
     bam_path = require_file(bam_path, "ATAC BAM")
     bins = read_bins(bins_path)
@@ -147,6 +174,8 @@ def bin_bam(bam_path: str | Path, bins_path: str | Path, min_mapq: int = 30) -> 
 
 def _fragment_positions(bam, min_mapq: int) -> tuple[np.ndarray, np.ndarray]:
     """Reference id and position of each fragment: its midpoint, or a single read's 5' end."""
+    import numpy as np
+
     ref_ids, positions = [], []
     for read in bam.fetch(until_eof=True):
         if (
@@ -184,12 +213,24 @@ def is_bam(path: str | Path) -> bool:
         return False
 
 
-def write_peak_bins(values: pd.DataFrame, out: str | Path) -> None:
+def write_peak_bins(values: pd.DataFrame | tuple[list[int], list], out: str | Path) -> None:
+    """Write `bin<TAB>value` lines: a table from bin_peaks or bin_bam, or bin_peak_values' lists.
+
+    The lists are written as pandas would write them (floats as repr, ints as ints).
+    """
     with atomic_write(out) as fh:
-        values.to_csv(fh, sep="\t", index=False)
+        if isinstance(values, tuple):
+            bins, found = values
+            fh.write(
+                "bin\tvalue\n" + "".join(f"{b}\t{v!r}\n" for b, v in zip(bins, found, strict=True))
+            )
+        else:
+            values.to_csv(fh, sep="\t", index=False)
 
 
 def read_peak_bins(path: str | Path) -> pd.DataFrame:
+    import pandas as pd
+
     path = require_file(path, "accessibility")
     table = pd.read_csv(path, sep="\t")
     if list(table.columns) != ["bin", "value"]:

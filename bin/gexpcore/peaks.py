@@ -10,14 +10,18 @@ all-zero sample.
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import GexpError
 from .files import read_text
-from .ids import harmonise_chroms
+from .ids import chrom_renames, harmonise_chroms
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 log = logging.getLogger("gexp")
 
@@ -25,6 +29,9 @@ PEAK_COLUMNS = ["chrom", "start", "end", "score", "signal"]
 
 
 def _parse(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    import numpy as np
+    import pandas as pd
+
     rows, lines = [], []
     for lineno, line in enumerate(read_text(path, "peaks").splitlines(), start=1):
         if not line.strip() or line.startswith(("#", "track", "browser")):
@@ -48,6 +55,9 @@ def _parse(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
 def _numbers(
     table: pd.DataFrame, column: str, lines: np.ndarray, path: Path, integer: bool
 ) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
     values = pd.to_numeric(table[column], errors="coerce")
     bad = values.isna() | (~np.isfinite(values))
     if bad.any():
@@ -68,6 +78,9 @@ def read_peaks(
     need_signal: bool = False,
 ) -> pd.DataFrame:
     """Validated peaks on the genome's chromosomes, clipped to their ends."""
+    import numpy as np
+    import pandas as pd
+
     path = Path(path)
     table, lines = _parse(path)
     start = _numbers(table, "start", lines, path, integer=True)
@@ -132,3 +145,144 @@ def read_peaks(
         peaks, size = peaks[inside], size[inside]
     peaks["end"] = np.minimum(peaks["end"], size)
     return peaks.reset_index(drop=True)[PEAK_COLUMNS]
+
+
+@dataclass
+class PeakColumns:
+    """Clean peaks as plain lists: what peak-bins needs, without importing pandas."""
+
+    chrom: list[str]
+    start: list[int]
+    end: list[int]
+    signal: list[float]
+
+
+def read_peak_columns(
+    path: str | Path,
+    chrom_sizes: dict[str, int],
+    min_score: float | None = None,
+    need_signal: bool = False,
+) -> PeakColumns:
+    """read_peaks' result as lists, the common case parsed without pandas.
+
+    A file with anything unusual (comment or track lines, ragged columns, a value
+    that is not a plain number, an error to report) goes through read_peaks itself,
+    so every message and every result stays the same.
+    """
+    path = Path(path)
+    parsed = _parse_plain(path)
+    if parsed is not None:
+        clean = _clean(path, *parsed, chrom_sizes, min_score, need_signal)
+        if clean is not None:
+            return clean
+    table = read_peaks(path, chrom_sizes, min_score=min_score, need_signal=need_signal)
+    return PeakColumns(
+        table["chrom"].tolist(),
+        table["start"].tolist(),
+        table["end"].tolist(),
+        table["signal"].astype(float).tolist(),
+    )
+
+
+# Line breaks that str.splitlines honours besides \n (non-ASCII ones are ruled out apart).
+_OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+_FLOAT_CHARS = frozenset("0123456789.eE+-")
+
+
+def _parse_plain(path: Path):
+    """(chrom, start, end, score or None, signal or None) of a plain BED, or None if unusual."""
+    text = read_text(path, "peaks")
+    if not text.isascii() or any(c in text for c in _OTHER_BREAKS):
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not lines or any(not ln or ln[0] in "#tb \t" or ln[-1] in " \t" for ln in lines):
+        return None
+    rows = [ln.split("\t") for ln in lines]
+    widths = set(map(len, rows))
+    if len(widths) != 1 or min(widths) < 3:
+        return None
+    columns = list(zip(*rows, strict=True))
+    start, end = _integers(columns[1]), _integers(columns[2])
+    if start is None or end is None:
+        return None
+    score = _floats(columns[4]) if len(columns) > 4 else None
+    signal = _floats(columns[6]) if len(columns) > 6 else None
+    if (len(columns) > 4 and score is None) or (len(columns) > 6 and signal is None):
+        return None
+    return list(columns[0]), start, end, score, signal
+
+
+def _integers(texts: tuple[str, ...]) -> list[int] | None:
+    joined = "".join(texts)
+    if not joined.isdigit() or not all(texts):
+        return None
+    return list(map(int, texts))
+
+
+def _floats(texts: tuple[str, ...]) -> list[float] | None:
+    if not all(texts) or not set("".join(texts)) <= _FLOAT_CHARS:
+        return None
+    try:
+        values = list(map(float, texts))
+    except ValueError:
+        return None
+    return values if all(map(math.isfinite, values)) else None
+
+
+def _clean(path, chrom, start, end, score, signal, sizes, min_score, need_signal):
+    """read_peaks' checks and clean-up on plain lists; None where read_peaks would fail."""
+    if any(e <= s for s, e in zip(start, end, strict=True)):
+        return None
+    if need_signal and signal is None:
+        log.warning("peaks %s: no signalValue (narrowPeak column 7); every peak counts as 1", path)
+    if signal is None:
+        signal = [1.0] * len(start)
+    if min_score is not None:
+        if score is None:
+            return None
+        keep = [s >= min_score for s in score]
+        if not any(keep):
+            return None
+        chrom, start, end, signal = (_select(col, keep) for col in (chrom, start, end, signal))
+    renames = chrom_renames(dict.fromkeys(chrom), set(sizes))
+    if renames:
+        shown = ", ".join(f"{a}->{b}" for a, b in list(renames.items())[:3])
+        log.warning(
+            "peaks %s: renamed chromosomes to match the genome (%s%s)",
+            path,
+            shown,
+            ", ..." if len(renames) > 3 else "",
+        )
+        chrom = [renames.get(c, c) for c in chrom]
+    known = [c in sizes for c in chrom]
+    if not any(known):
+        return None
+    if not all(known):
+        contigs = list(dict.fromkeys(c for c, k in zip(chrom, known, strict=True) if not k))
+        log.warning(
+            "peaks %s: dropped %d peak(s) on %d contig(s) not in the genome (e.g. %s)",
+            path,
+            known.count(False),
+            len(contigs),
+            contigs[0],
+        )
+        chrom, start, end, signal = (_select(col, known) for col in (chrom, start, end, signal))
+    size = [sizes[c] for c in chrom]
+    inside = [s < n for s, n in zip(start, size, strict=True)]
+    if not all(inside):
+        log.warning(
+            "peaks %s: dropped %d peak(s) starting beyond their chromosome's end",
+            path,
+            inside.count(False),
+        )
+        chrom, start, end, signal, size = (
+            _select(col, inside) for col in (chrom, start, end, signal, size)
+        )
+    end = [min(e, n) for e, n in zip(end, size, strict=True)]
+    return PeakColumns(chrom, start, end, signal)
+
+
+def _select(values: list, keep: list[bool]) -> list:
+    return [v for v, k in zip(values, keep, strict=True) if k]

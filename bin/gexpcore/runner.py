@@ -28,7 +28,7 @@ from .files import remove_stale_temporaries, require_file
 from .gene_tpm import gene_tpm, write_gene_tpm
 from .genome import parse_region, read_chrom_sizes
 from .lock import folder_lock
-from .peak_bins import bin_bam, bin_peaks, is_bam, write_peak_bins
+from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
 from .quantify import kallisto_index, kallisto_quant
 from .reference import read_genes, read_tx2gene, write_reference
 from .resume import StepCache, fingerprint
@@ -41,6 +41,7 @@ from .samplesheet import (
     remote_sources,
     write_validated,
 )
+from .tools import default_threads  # noqa: F401  (runner.default_threads, as before)
 from .train import TrainSettings
 from .versions import write_pipeline_info
 
@@ -283,7 +284,7 @@ class Runner:
             if is_bam(s.atac):
                 values = bin_bam(s.atac, bins_path)
             else:
-                values = bin_peaks(s.atac, bins_path, p.peak_mode, p.min_score, p.chrom_sizes)
+                values = bin_peak_values(s.atac, bins_path, p.peak_mode, p.min_score, p.chrom_sizes)
             write_peak_bins(values, acc_out)
 
         self.step(
@@ -313,7 +314,3 @@ def _sweep(folder: Path, skip: tuple[str, ...] = ()) -> None:
     """Remove what a killed run left half-written (call with the folder's lock held)."""
     if removed := remove_stale_temporaries(folder, skip=skip):
         log.info("removed %d temporary file(s) left by an interrupted run in %s", removed, folder)
-
-
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

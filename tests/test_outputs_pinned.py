@@ -1,0 +1,84 @@
+"""The data outputs of `gexp run` on the bundled cohort, pinned byte for byte.
+
+Performance work (issue 11: peak-bins without reading all of bins.bed, FASTQ checked
+while kallisto reads it, the dataset streamed into its matrix) must not change a
+single byte of expression/, accessibility/ or dataset/. The digests below are those
+of a run of the code before that work (commit c03a785) with kallisto 0.48.0 and
+bedtools 2.30.0:
+
+    cd tests/data && gexp run --input samplesheet.csv \\
+        --transcriptome reference/transcripts.fa.gz --gtf reference/genes.gtf.gz \\
+        --chrom-sizes reference/chrom.sizes --outdir OUT --models mean
+    cd OUT && find expression accessibility dataset -type f | sort | xargs sha256sum
+
+model/ is left out: the models change on their own schedule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from conftest import ROOT, run_gexp
+
+DATA = ROOT / "tests" / "data"
+PINNED = {
+    "accessibility/S001.tsv.gz": "dc26f1288d3231504e09b4b4ce12d5f0658cfed0e2248f9e3da745e962eff4f5",
+    "accessibility/S002.tsv.gz": "3e8928a81c5b5c2eacc78d110f6c459acf7fbcb646ea786aa1787eb493d63a38",
+    "accessibility/S003.tsv.gz": "09bd7e005cca73e586dbfbc0969fda34b8868b5e10a03e98f31c937db90859db",
+    "accessibility/S004.tsv.gz": "1737f36454bbcb37ef9c34098c8eee2babebd8b853a6b6d3917eac41b996694b",
+    "accessibility/S005.tsv.gz": "69d7cedd3013cb362a2c3609a49a5968f2ead9afc0f592f0bf9ba2b18a025705",
+    "accessibility/S006.tsv.gz": "47a028cd3e377b53b46638b36c330439fef2a87e68d09be5186184516cc05a6c",
+    "accessibility/bins.bed": "65caf2f7e3bcbeebbb2a1756b7e7a8f1da4eb0c54689366638e5a4faebd51a8f",
+    "dataset/accessibility.npz": "9b7e66dbd58fc99558b49fe0b825a6ac722f5d4825f11cad497d3dec41684bab",
+    "dataset/bins.bed": "65caf2f7e3bcbeebbb2a1756b7e7a8f1da4eb0c54689366638e5a4faebd51a8f",
+    "dataset/expression.tsv": "0977ea8f2443838e9ecdb55dba9428e09d9410f4e334f1c034ac0c74627362a3",
+    "dataset/genes.tsv": "7ead30b58de1127e8131d43ec34674bde55435e02e768414c487b56f3ba1e767",
+    "dataset/qc.json": "d9de36659331e38361d8f2e762cf71b4ca2bd565c208b07ba8558564f89cdcc6",
+    "dataset/samples.tsv": "74b151c4376246be5e75b11f97cefcdc136e896e7b0eb4bc3041ae0852ddafb2",
+    "expression/gene_tpm.tsv": "768508bced5f70deb1bd04f7f7709c92e34be948a09e54e0d3d6fc211111abed",
+    "expression/samples/S001.gene_tpm.tsv": (
+        "c05e26d1ed10b83a488446cc20928315ec87938b13a4a293f6afdf91515a93f3"
+    ),
+    "expression/samples/S002.gene_tpm.tsv": (
+        "aa1f152553bb3a2f3925303b097259ff38c0b90304cf0b9cbb1061356b8591c6"
+    ),
+    "expression/samples/S003.gene_tpm.tsv": (
+        "4f1edc85a259ef9877910bb6dc0036a601d212f933dcf00aa2eaaafbab346291"
+    ),
+    "expression/samples/S004.gene_tpm.tsv": (
+        "21735160accedeba821a769a58898037c7a7a7086a0252fbac6c1117e09e51ca"
+    ),
+    "expression/samples/S005.gene_tpm.tsv": (
+        "b2e8eaa85d2a6dbaebdb2a1acb6ca9a5faae9aadb6674a74f2a72e4582ff79ce"
+    ),
+    "expression/samples/S006.gene_tpm.tsv": (
+        "b45dab5965471977bc7ab117452b9d4aad3cd8a4efb4d97722efe529af3a76ca"
+    ),
+}
+
+
+def test_data_outputs_on_the_bundled_cohort_are_byte_identical_to_the_pinned_run(tmp_path):
+    ref = DATA / "reference"
+    proc = run_gexp(
+        "run",
+        "--input",
+        DATA / "samplesheet.csv",
+        "--transcriptome",
+        ref / "transcripts.fa.gz",
+        "--gtf",
+        ref / "genes.gtf.gz",
+        "--chrom-sizes",
+        ref / "chrom.sizes",
+        "--outdir",
+        tmp_path,
+        "--models",
+        "mean",
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = {
+        str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in ("expression", "accessibility", "dataset")
+        for p in sorted((tmp_path / folder).rglob("*"))
+        if p.is_file()
+    }
+    assert written == PINNED
