@@ -4,12 +4,22 @@ One streaming pass over each file catches a truncated gzip and a record count
 that is not whole; the first records are parsed strictly so a file that is not
 FASTQ at all is named as such. Mates of a pair must hold the same number of
 reads: kallisto would otherwise pair reads wrongly or stop part-way.
+
+`gexp check-fastq` (FASTQ_CHECK) makes that pass before kallisto runs. `gexp run`
+shares it with kallisto instead (FastqFeed): each file is decompressed once, counted
+on its way to kallisto through a named pipe, and only a file that fails is checked
+again by check_fastqs, for its message; kallisto's output is then discarded.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import itertools
+import os
+import threading
+import time
+import zlib
 from pathlib import Path
 
 from .errors import GexpError
@@ -63,3 +73,96 @@ def check_fastqs(sample: str, read1: list[str], read2: list[str]) -> int:
                 )
         total += n1
     return total
+
+
+class FastqFeed:
+    """Each FASTQ decompressed once, counted on the way and handed to one reader (kallisto)
+    through a named pipe: the check costs no pass of its own over the files.
+
+    Use `paths(files)` for the reader's command line, `start()` before the reader
+    starts and `counts()` (line count per file, or None for a file that could not
+    be read whole) after it ends; `abort()` stops a feed whose reader is gone.
+    """
+
+    def __init__(self, files: list[str], folder: Path) -> None:
+        self.files = list(files)
+        self.fifos = [folder / f"{i}.{Path(f).name}" for i, f in enumerate(self.files)]
+        self._lines: list[int | None] = [None] * len(self.files)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def paths(self, files: list[str]) -> list[str]:
+        return [str(self.fifos[self.files.index(f)]) for f in files]
+
+    def start(self) -> None:
+        for i in range(len(self.files)):
+            os.mkfifo(self.fifos[i])
+            thread = threading.Thread(target=self._feed, args=(i,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def failed(self) -> bool:
+        return self._stop.is_set()
+
+    def abort(self) -> None:
+        self._stop.set()
+
+    def counts(self) -> list[int | None]:
+        for thread in self._threads:
+            thread.join()
+        return self._lines
+
+    def _feed(self, i: int) -> None:
+        path = self.files[i]
+        try:
+            opener = gzip.open if is_gzip(path) else open
+            with opener(path, "rb") as src:
+                out = self._open_fifo(self.fifos[i])
+                if out is None:
+                    return
+                lines = 0
+                with os.fdopen(out, "wb", buffering=0) as dst:
+                    while chunk := src.read(1 << 20):
+                        lines += chunk.count(b"\n")
+                        dst.write(chunk)
+            self._lines[i] = lines
+        except (OSError, EOFError, zlib.error):  # incl. a reader gone (BrokenPipeError)
+            self._stop.set()
+
+    def _open_fifo(self, fifo: Path) -> int | None:
+        """Open the pipe for writing once the reader opens it; None if the feed was aborted."""
+        while not self._stop.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                time.sleep(0.005)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+        return None
+
+
+def reads_if_valid(read1: list[str], read2: list[str], lines: dict[str, int | None]) -> int | None:
+    """check_fastqs' total from line counts a feed made, or None when check_fastqs would fail."""
+    total = 0
+    for i, r1 in enumerate(read1):
+        n1 = lines[r1]
+        if not n1 or n1 % 4:
+            return None
+        if read2:
+            n2 = lines[read2[i]]
+            if n2 != n1:
+                return None
+        total += n1 // 4
+    return total
+
+
+def heads_are_valid(files: list[str]) -> bool:
+    try:
+        for f in files:
+            _check_head(Path(f))
+    except (GexpError, OSError, EOFError, zlib.error):
+        return False
+    return True

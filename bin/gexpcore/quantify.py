@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
+from .fastq_check import FastqFeed, check_fastqs, heads_are_valid, reads_if_valid
 from .files import atomic_dir, atomic_path
-from .tools import run_tool
+from .tools import require_tool, run_tool, tool_failed
 
 log = logging.getLogger("gexp")
 
@@ -49,3 +54,61 @@ def kallisto_quant(
         )
         run_tool(cmd, f"sample {sample}: kallisto quant")
     return outdir / "abundance.tsv"
+
+
+def kallisto_quant_checked(
+    sample: str,
+    index: Path,
+    outdir: Path,
+    read1: list[str],
+    read2: list[str],
+    fragment_length: float,
+    fragment_sd: float,
+    threads: int = 1,
+) -> int:
+    """check_fastqs and kallisto_quant in one pass over the FASTQ; return the reads checked.
+
+    kallisto reads the files through named pipes from a FastqFeed, which counts
+    their lines on the way. When a file fails, kallisto is stopped, its output is
+    discarded and check_fastqs reads the files again to raise its own message, so a
+    bad FASTQ fails as it did when it was checked first.
+    """
+    files = [*read1, *read2]
+    if len(set(files)) < len(files) or not heads_are_valid(files):
+        reads = check_fastqs(sample, read1, read2)
+        kallisto_quant(sample, index, outdir, read1, read2, fragment_length, fragment_sd, threads)
+        return reads
+    with tempfile.TemporaryDirectory() as fifos, atomic_dir(outdir) as tmp:
+        feed = FastqFeed(files, Path(fifos))
+        cmd = kallisto_quant_command(
+            index, tmp, feed.paths(read1), feed.paths(read2), fragment_length, fragment_sd, threads
+        )
+        require_tool("kallisto")
+        log.debug("running: %s", " ".join(cmd))
+        feed.start()
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            while proc.poll() is None:
+                if feed.failed():
+                    proc.kill()
+                time.sleep(0.01)
+            feed.abort()  # feeds kallisto never opened (it failed first) end here
+            lines = dict(zip(files, feed.counts(), strict=True))
+            reads = reads_if_valid(read1, read2, lines)
+            if reads is None:
+                check_fastqs(sample, read1, read2)  # raises the check's message
+            if proc.returncode != 0:
+                err.seek(0)
+                tool_failed(f"sample {sample}: kallisto quant", "kallisto", err.read(), proc)
+        _name_inputs(tmp / "run_info.json", feed.paths(files), files)
+    return reads
+
+
+def _name_inputs(run_info: Path, pipes: list[str], files: list[str]) -> None:
+    """kallisto records its command line: name the files it read, not the pipes they came by."""
+    if not run_info.is_file():
+        return
+    text = run_info.read_text()
+    for pipe, file in zip(pipes, files, strict=True):
+        text = text.replace(json.dumps(pipe)[1:-1], json.dumps(str(file))[1:-1])
+    run_info.write_text(text)

@@ -23,13 +23,12 @@ from .dataset import (
     require_genes_in_bins,
 )
 from .errors import GexpError
-from .fastq_check import check_fastqs
 from .files import remove_stale_temporaries, require_file
 from .gene_tpm import gene_tpm, write_gene_tpm
 from .genome import parse_region, read_chrom_sizes
 from .lock import folder_lock
 from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
-from .quantify import kallisto_index, kallisto_quant
+from .quantify import kallisto_index, kallisto_quant_checked
 from .reference import read_genes, read_tx2gene, write_reference
 from .resume import StepCache, fingerprint
 from .samplesheet import (
@@ -260,14 +259,15 @@ class Runner:
             flen = s.fragment_length or p.fragment_length
             fsd = s.fragment_sd or p.fragment_sd
 
-            def quantify() -> None:
-                check_fastqs(s.sample, s.rna_1, s.rna_2)
-                kallisto_quant(s.sample, index, quant.parent, s.rna_1, s.rna_2, flen, fsd, threads)
+            def quantify() -> None:  # FASTQ checked as kallisto reads it (one decompression)
+                kallisto_quant_checked(
+                    s.sample, index, quant.parent, s.rna_1, s.rna_2, flen, fsd, threads
+                )
 
             key = fingerprint(
                 index, *s.rna_1, *s.rna_2, **({} if s.paired else {"l": flen, "s": fsd})
             )
-            self.record("fastq_check")  # checked inside the quant step, right before kallisto
+            self.record("fastq_check")  # checked inside the quant step, as kallisto reads it
             self.step(f"kallisto_quant.{s.sample}", key, [quant], quantify)
 
         tpm_out = self.gene_tpm_path(s)

@@ -35,10 +35,15 @@ def run_tool(cmd: list[str], what: str, stdout: Path | None = None) -> str:
         if stdout:
             out.close()
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-        detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
-        raise GexpError(f"{what}: {cmd[0]} failed: {detail}")
+        tool_failed(what, cmd[0], proc.stderr, proc)
     return "" if stdout else proc.stdout.decode(errors="replace")
+
+
+def tool_failed(what: str, name: str, stderr: bytes, proc) -> None:
+    """Raise one line with the tool's own last words (or its exit code)."""
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
+    raise GexpError(f"{what}: {name} failed: {detail}")
 
 
 def tool_version(name: str) -> str:
@@ -62,9 +67,7 @@ def tool_lines(cmd: list, what: str) -> Iterator[bytes]:
                 yield line.rstrip(b"\n")
         if proc.returncode != 0:
             err.seek(0)
-            lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
-            detail = lines[-1].strip() if lines else f"exit code {proc.returncode}"
-            raise GexpError(f"{what}: {cmd[0]} failed: {detail}")
+            tool_failed(what, cmd[0], err.read(), proc)
 
 
 def default_threads() -> int:
