@@ -121,3 +121,82 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     assert ctx_resumed.history == ctx_whole.history
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+# --- gene activity, mixtures and the models built on them -----------------------------------
+
+
+def _bins(n: int, size: int, chrom: str = "chr1") -> pd.DataFrame:
+    start = np.arange(n) * size
+    return pd.DataFrame({"chrom": chrom, "start": start, "end": start + size, "bin": np.arange(n)})
+
+
+def test_gene_activity_weights_follow_archr_s_gene_model():
+    """Each bin's weight, recomputed bin by bin from the formula: exp(-d/5 kb) + exp(-1)
+    within 100 kb of the gene body (d = 0 inside it), nothing beyond."""
+    from gexpcore.gene_activity import gene_activity_weights
+
+    bins = _bins(400, 1000)  # 400 kb
+    genes = pd.DataFrame(  # GTF coordinates: 1-based, inclusive
+        {"gene_id": ["A", "B"], "chrom": "chr1", "start": [150_001, 10_001],
+         "end": [160_000, 10_001], "strand": ["+", "-"], "tss": [150_000, 10_000]}
+    )  # fmt: skip
+    weights = gene_activity_weights(genes, bins).toarray()
+    for g, (lo, hi) in enumerate([(150_000, 160_000), (10_000, 10_001)]):
+        for b in range(len(bins)):
+            centre = b * 1000 + 500
+            d = max(0, lo - centre, centre - hi)
+            expected = np.exp(-d / 5000) + np.exp(-1) if d <= 100_000 else 0.0
+            assert weights[b, g] == pytest.approx(expected, rel=1e-6, abs=1e-12), (g, b)
+
+
+def test_pooled_windows_average_each_distance_class():
+    from gexpcore.gene_activity import pooled_windows, pooling_matrix
+
+    bins = _bins(300, 1000)
+    genes = pd.DataFrame({"gene_id": ["P"], "chrom": "chr1", "tss": [150_500], "strand": ["+"]})
+    index = WindowIndex(genes, bins, window=100_000)
+    pooling = pooling_matrix(index, 1000)
+    x = sp.csr_matrix(np.arange(300, dtype=np.float32)[None, :])
+    pooled = pooled_windows(x, index, pooling)[0, 0]
+    assert pooled.shape == (15,)
+    assert pooled[0] == 150  # the TSS bin
+    upstream = [(1, 2), (2, 3), (3, 5), (5, 10), (10, 20), (20, 50), (50, 101)]
+    for k, (lo, hi) in enumerate(upstream):
+        assert pooled[1 + k] == pytest.approx(np.mean([150 - d for d in range(lo, hi)]))
+        assert pooled[8 + k] == pytest.approx(np.mean([150 + d for d in range(lo, hi)]))
+
+
+def test_a_mixture_of_training_profiles_is_recovered():
+    from gexpcore.models.mixture import _mixture
+
+    rng = np.random.default_rng(1)
+    profiles = rng.gamma(2.0, 1.0, size=(5, 400))
+    target = 0.3 * profiles[1] + 0.7 * profiles[3]
+    weights = _mixture(profiles @ profiles.T, profiles @ target)
+    np.testing.assert_allclose(weights, [0, 0.3, 0, 0.7, 0], atol=0.02)
+    assert (weights >= 0).all() and weights.sum() == pytest.approx(1.0)
+
+
+def test_gene_score_is_a_least_squares_line_per_gene():
+    from gexpcore.gene_activity import gene_activity, gene_activity_weights
+    from gexpcore.models import create
+
+    rng = np.random.default_rng(2)
+    bins = _bins(300, 1000)
+    genes = pd.DataFrame(
+        {"gene_id": ["A", "B", "C"], "chrom": "chr1", "start": [50_001, 150_001, 250_001],
+         "end": [52_000, 150_001, 251_000], "strand": ["+", "-", "+"],
+         "tss": [50_000, 150_000, 250_000]}
+    )  # fmt: skip
+    x = sp.csr_matrix(rng.gamma(1.0, 1.0, size=(8, 300)) * (rng.random((8, 300)) < 0.2))
+    y = rng.normal(size=(8, 3))
+    model = create("gene_score")
+    ctx = Context(genes=genes, bins=bins)
+    model.fit(x[:6], y[:6], ctx)
+    score = gene_activity(x, gene_activity_weights(genes, bins))
+    for g in range(3):
+        slope, intercept = np.polyfit(score[:6, g], y[:6, g], 1)
+        np.testing.assert_allclose(
+            model.predict(x[6:], ctx)[:, g], intercept + slope * score[6:, g], rtol=1e-6
+        )

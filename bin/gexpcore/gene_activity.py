@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .windows import WindowIndex
+from .windows import WindowIndex, csr_from_pieces
 
 REACH = 100_000  # bp either side of the gene body
 DECAY = 5_000  # bp
@@ -50,14 +50,7 @@ def gene_activity_weights(
             rows.append(idx[a:b])
             cols.append(np.full(b - a, g))
             vals.append(np.exp(-distance / decay) + np.exp(-1.0))
-    shape = (len(bins), len(genes))
-    if not rows:
-        return sp.csr_matrix(shape, dtype=np.float32)
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=shape,
-        dtype=np.float32,
-    )
+    return csr_from_pieces(rows, cols, vals, (len(bins), len(genes)))
 
 
 def gene_activity(x: sp.csr_matrix, weights: sp.csr_matrix) -> np.ndarray:

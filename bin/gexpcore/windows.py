@@ -61,11 +61,17 @@ class WindowIndex:
             rows.append(g * n_samples + block.row)
             cols.append(pos)
             vals.append(block.data)
-        shape = (len(self.centre) * n_samples, self.width)
-        if not rows:
-            return sp.csr_matrix(shape, dtype=np.float32)
-        return sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=shape,
-            dtype=np.float32,
-        )
+        return csr_from_pieces(rows, cols, vals, (len(self.centre) * n_samples, self.width))
+
+
+def csr_from_pieces(
+    rows: list[np.ndarray], cols: list[np.ndarray], vals: list[np.ndarray], shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """A float32 CSR matrix from per-gene pieces of coordinates and values (empty if none)."""
+    if not rows:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=shape,
+        dtype=np.float32,
+    )
