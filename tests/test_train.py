@@ -301,6 +301,8 @@ def test_default_models_leave_out_dense_ones_that_cannot_fit(
     metrics = train_models(run_result / "dataset", tmp_path / "m", epochs=FAST)
     assert list(metrics) == [m for m in NAMES if m not in ("ridge", "seed_mlp")]
     assert "ridge left out" in caplog.text and "seed_mlp left out" in caplog.text
+    # seed_mlp's size is its network, not the input matrix
+    assert "× 500 first-layer weights, with their gradients and Adam state" in caplog.text
     with pytest.raises(GexpError, match="use mixture_window"):
         train_models(run_result / "dataset", tmp_path / "n", ["ridge"], epochs=FAST)
 

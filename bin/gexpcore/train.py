@@ -169,7 +169,7 @@ def train_models(
 
 def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list[str]:
     """Dense models that cannot fit: an error if asked for, left out (with a warning) by default."""
-    from .models.base import DENSE_LIMIT, dense_cells, refuse_dense
+    from .models.base import DENSE_LIMIT, dense_cells, dense_need, refuse_dense
 
     keep = []
     for name in models:
@@ -177,10 +177,9 @@ def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list
             if explicit:
                 refuse_dense(name, shape)
             log.warning(
-                "%s left out: a dense %d × %d matrix does not fit in memory; "
-                "mixture_window trains genome-wide",
+                "%s left out: %s would not fit in memory; mixture_window trains genome-wide",
                 name,
-                *shape,
+                dense_need(name, shape),
             )
             continue
         keep.append(name)

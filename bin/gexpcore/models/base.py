@@ -98,11 +98,21 @@ def dense_cells(name: str, shape: tuple[int, int]) -> int:
     return cells
 
 
+def dense_need(name: str, shape: tuple[int, int]) -> str:
+    """What a dense model would hold, in words: the part that dominates, and the total size."""
+    n_samples, n_bins = int(shape[0]), int(shape[1])
+    size = f"{dense_cells(name, shape) * 4 / 1e9:.1f} GB"
+    if name == "seed_mlp":
+        return (
+            f"its {n_bins:,} × 500 first-layer weights, with their gradients and Adam state, "
+            f"and the {n_samples} × {n_bins:,} input ({size} of float32)"
+        )
+    return f"a dense {n_samples} samples × {n_bins:,} bins matrix ({size} of float32)"
+
+
 def refuse_dense(name: str, shape: tuple[int, int]) -> None:
-    cells = dense_cells(name, shape)
-    if cells > DENSE_LIMIT:
+    if dense_cells(name, shape) > DENSE_LIMIT:
         raise GexpError(
-            f"model {name} needs a dense {shape[0]} samples × {shape[1]} bins matrix "
-            f"({cells * 4 / 1e9:.1f} GB); restrict --region or use mixture_window, which "
-            "trains genome-wide"
+            f"model {name} needs {dense_need(name, shape)}; restrict --region or use "
+            "mixture_window, which trains genome-wide"
         )
