@@ -188,6 +188,11 @@ workflow GEXP {
 }
 
 workflow {
+    // With a conda recipe set, Wave builds from it and ignores the container; the gpu
+    // profile's CUDA environment cannot be solved without a GPU, so refuse the pair up front.
+    if (workflow.profile.tokenize(',').containsAll(['gpu', 'wave'])) {
+        error "-profile gpu cannot be combined with wave: Wave would build TRAIN from envs/gexp-gpu.yml, which cannot be solved without a GPU; use gpu with docker or singularity and the CUDA image (README: Containers and environments)"
+    }
     validateParameters()
     log.info paramsSummaryLog(workflow)
     GEXP(file(params.input, checkIfExists: true))

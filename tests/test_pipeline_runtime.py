@@ -74,6 +74,68 @@ def test_list_rule_catches_join_on_a_single_file_input():
 
 # -- 11. several files in one task must not collide on their names ---------------------------
 
+
+def sample_files_beside_other_inputs(proc: ProcessSource) -> list[str]:
+    """Sample files (a path in a `tuple val(meta), …`) of a task that stages other files too,
+    left in the task folder under the user's name: `genes.tsv` as an rna_tpm table next to
+    the reference's genes.tsv stops the task with an input file name collision."""
+    slots = process_inputs(proc)
+    if sum(i.kind == "path" for slot in slots for i in slot) < 2:
+        return []
+    return [
+        f"{proc.name}.{i.name}"
+        for slot in slots
+        if any(i.kind == "val" and i.name == "meta" for i in slot)
+        for i in slot
+        if i.kind == "path" and "/" not in (i.options.get("stageAs") or "")
+    ]
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=ids(PROCESSES))
+def test_sample_files_are_staged_apart_from_the_pipeline_s_own_files(proc):
+    assert sample_files_beside_other_inputs(proc) == []
+
+
+def test_sample_file_rule_catches_gene_tpm_as_it_was():
+    old = ProcessSource(
+        "GENE_TPM",
+        ROOT / "old.nf",
+        "process GENE_TPM {\n    input:\n    tuple val(meta), path(quant)\n    path tx2gene\n"
+        '    path genes\n\n    script:\n    """\n    gexp gene-tpm --quant $quant\n    """\n}\n',
+    )
+    assert sample_files_beside_other_inputs(old) == ["GENE_TPM.quant"]
+
+
+def test_samplesheet_schema_accepts_the_numbers_nf_schema_makes_of_digit_only_cells():
+    """nf-schema 2 casts a CSV cell such as `1` to an integer before checking its type
+    (nextflow-io/nf-schema#81), so a column gexp accepts as digits must admit numbers."""
+    import json
+
+    from gexpcore.ids import SAMPLE_ID
+
+    schema = json.loads((ROOT / "assets" / "schema_input.json").read_text())
+    properties = schema["items"]["properties"]
+    assert SAMPLE_ID.match("1"), "gexp accepts digit-only sample ids"
+    for column in ("sample", "group"):
+        types = properties[column]["type"]
+        types = types if isinstance(types, list) else [types]
+        assert {"integer", "number"} & set(types), f"{column}: {types}"
+
+
+def test_gpu_with_wave_is_refused_before_anything_runs():
+    """Wave builds from a process's conda recipe whenever one is set (ignoring `container`),
+    and the CUDA environment cannot be solved without a GPU: main.nf must refuse the pair."""
+    from nextflow_source import strip_strings_and_comments
+
+    workflow = MAIN[MAIN.index("\nworkflow {") :]
+    guard = re.search(r"if \(([^\n]*)\)\s*\{\s*error", workflow)
+    assert guard and "'gpu'" in guard.group(1) and "'wave'" in guard.group(1)
+    code = strip_strings_and_comments(workflow)
+    assert code.index("if (") < code.index("validateParameters()")
+    gpu = (ROOT / "conf" / "gpu.config").read_text()
+    assert "conda" in gpu, "if the gpu profile stops setting conda, this guard may go"
+
+
 RUN_LISTS = channels_derived_from(MAIN, "GEXP", "runFiles(")  # samplesheet runs (';' lists)
 
 # Inputs that receive several files whose names are unique by construction, and why.

@@ -6,7 +6,7 @@ process GENE_TPM {
     container "${ params.gexp_container }"
 
     input:
-    tuple val(meta), path(quant)
+    tuple val(meta), path(quant, stageAs: 'quant/*')  // a table named genes.tsv must not collide
     path tx2gene
     path genes
 

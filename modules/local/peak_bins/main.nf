@@ -6,7 +6,7 @@ process PEAK_BINS {
     container "${ params.gexp_container }"
 
     input:
-    tuple val(meta), path(atac)
+    tuple val(meta), path(atac, stageAs: 'atac/*')  // a peak file named like bins.bed must not collide
     path bins
     path chrom_sizes
 
