@@ -221,3 +221,27 @@ def test_only_temporaries_of_killed_runs_are_swept(tmp_path):
     assert not (tmp_path / "kallisto" / ".S001.tmp99").exists()
     assert all(p.exists() for p in kept)
     assert (tmp_path / "a" / "kept.tsv").read_text() == "x\n"
+
+
+def test_a_file_system_without_locks_warns_and_runs(tmp_path, monkeypatch, caplog):
+    """Lustre/GPFS without flock answer EOPNOTSUPP or ENOSYS: that is no reason to stop."""
+    import errno
+    import fcntl
+
+    from gexpcore import lock
+
+    def unsupported(fd, op):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(fcntl, "flock", unsupported)
+    caplog.set_level("WARNING", logger="gexp")
+    with lock.folder_lock(tmp_path / "out", "gexp run") as path:
+        assert path.parent == tmp_path / "out"
+    assert "does not support locks" in caplog.text
+
+    def broken(fd, op):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(fcntl, "flock", broken)
+    with pytest.raises(OSError), lock.folder_lock(tmp_path / "out", "gexp run"):
+        pass

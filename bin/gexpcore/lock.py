@@ -13,8 +13,10 @@ emulates it with POSIX locks).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import logging
 import os
 import socket
 import time
@@ -24,6 +26,8 @@ from pathlib import Path
 from .errors import GexpError
 
 LOCK_NAME = ".gexp.lock"
+UNSUPPORTED = {errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL}
+log = logging.getLogger("gexp")
 
 
 @contextlib.contextmanager
@@ -45,6 +49,12 @@ def folder_lock(folder: str | Path, command: str) -> Iterator[Path]:
                 f"output folder {folder} is in use by {_holder(fd)}; wait for it to finish "
                 "or choose another --outdir"
             ) from None
+        except OSError as exc:
+            if exc.errno not in UNSUPPORTED:
+                raise
+            # Lustre or GPFS mounted without flock (common on clusters): a lock that cannot
+            # be taken must not stop the run, which Nextflow already keeps in its own folder.
+            log.warning("%s: the file system does not support locks; not locked", folder)
         record = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
