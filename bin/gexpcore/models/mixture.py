@@ -51,18 +51,24 @@ class MixtureWindowModel(Model):
         self.gene_sd = y.std(axis=0)
         self.gram = self.activity @ self.activity.T
         mix = _leave_one_out_mixtures(self.gram)
-        design = self._design(self.windows - np.einsum("st,tgk->sgk", mix, self.windows))
         residual = y - mix @ y
-        grams = np.einsum("sgi,sgj->sij", design, design)
-        cross = np.einsum("sgi,sg->si", design, residual)
+        n_features = 2 * self.windows.shape[2]
+        grams = np.empty((len(y), n_features, n_features))
+        cross = np.empty((len(y), n_features))
+        for i in range(len(y)):  # one sample's design at a time: memory stays genes × features
+            design = self._design(self.windows[i] - np.tensordot(mix[i], self.windows, axes=1))
+            grams[i], cross[i] = design.T @ design, design.T @ residual[i]
         self.alpha = _choose_alpha(grams, cross, residual, self.alphas)
         self.coef = _solve(grams.sum(axis=0), cross.sum(axis=0), self.alpha)
 
     def predict(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
         activity, windows = self._summarise(x, ctx)
-        mix = np.stack([_mixture(self.gram, self.activity @ a) for a in activity])
-        design = self._design(windows - np.einsum("st,tgk->sgk", mix, self.windows))
-        return mix @ self.y + design @ self.coef
+        out = np.empty((x.shape[0], self.y.shape[1]))
+        for i, a in enumerate(activity):
+            mix = _mixture(self.gram, self.activity @ a)
+            design = self._design(windows[i] - np.tensordot(mix, self.windows, axes=1))
+            out[i] = mix @ self.y + design @ self.coef
+        return out
 
     def _summarise(self, x: sp.csr_matrix, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
         """Gene activity (samples × genes) and pooled windows (samples × genes × classes)."""
@@ -75,9 +81,9 @@ class MixtureWindowModel(Model):
         return gene_activity(x, weights), pooled_windows(x, index, pooling)
 
     def _design(self, difference: np.ndarray) -> np.ndarray:
-        """samples × genes × features: the window difference, plain and times the gene's spread."""
-        scaled = difference * self.gene_sd[None, :, None].astype(np.float32)
-        return np.concatenate([difference, scaled], axis=-1).astype(np.float64)
+        """genes × features: the window difference, plain and times the gene's spread."""
+        difference = difference.astype(np.float64)
+        return np.concatenate([difference, difference * self.gene_sd[:, None]], axis=1)
 
 
 def _mixture(gram: np.ndarray, target: np.ndarray) -> np.ndarray:
