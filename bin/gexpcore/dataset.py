@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .bins import read_bins
+from .bins import BinLayout, read_bin_layout, read_bins
 from .errors import GexpError
 from .files import atomic_path, atomic_write
 from .gene_tpm import read_sample_tpm
@@ -50,22 +51,30 @@ def _by_sample(paths: list[str], suffix: str, what: str) -> dict[str, str]:
     return found
 
 
-def genes_in_bins(genes: pd.DataFrame, bins: pd.DataFrame) -> pd.DataFrame:
+def genes_in_bins(genes: pd.DataFrame, bins: pd.DataFrame | BinLayout) -> pd.DataFrame:
     """Genes whose TSS lies in the binned span, on the bins' chromosome naming."""
+    if isinstance(bins, BinLayout):
+        span = pd.DataFrame(
+            {"lo": [c.start for c in bins.chroms], "hi": [c.end for c in bins.chroms]},
+            index=pd.Index([c.chrom for c in bins.chroms], name="chrom"),
+        ).sort_index()
+    else:
+        span = bins.groupby("chrom").agg(lo=("start", "min"), hi=("end", "max"))
     genes = genes.copy()
-    genes["chrom"], renames = harmonise_chroms(genes["chrom"], set(bins["chrom"]))
+    genes["chrom"], renames = harmonise_chroms(genes["chrom"], set(span.index))
     if renames:
         log.warning(
             "annotation chromosomes renamed to match the genome (e.g. %s->%s)",
             *next(iter(renames.items())),
         )
-    span = bins.groupby("chrom").agg(lo=("start", "min"), hi=("end", "max"))
     g = genes.join(span, on="chrom")
     inside = (g["tss"] >= g["lo"]) & (g["tss"] < g["hi"])
     return genes[inside.fillna(False).to_numpy()].reset_index(drop=True)
 
 
-def require_genes_in_bins(genes: pd.DataFrame, bins: pd.DataFrame, bins_path) -> pd.DataFrame:
+def require_genes_in_bins(
+    genes: pd.DataFrame, bins: pd.DataFrame | BinLayout, bins_path
+) -> pd.DataFrame:
     region_genes = genes_in_bins(genes, bins)
     if region_genes.empty:
         raise GexpError(f"no annotated gene has its TSS inside the bins of {bins_path}")
@@ -100,34 +109,19 @@ def build_dataset(
         raise GexpError(f"sample {which}: has no {missing} file; every sample needs both")
     samples = sorted(expr_files)
 
-    bins = read_bins(bins_path)
+    layout = read_bin_layout(bins_path)  # all of bins.bed is never held: it is copied as it is
     genes = read_genes(genes_path)
-    region_genes = require_genes_in_bins(genes, bins, bins_path)
-    tpm = pd.concat([read_sample_tpm(expr_files[s]).rename(s) for s in samples], axis=1)
-    tpm = tpm.reindex(genes["gene_id"]).fillna(0.0)
+    region_genes = require_genes_in_bins(genes, layout, bins_path)
+    tpm = _expression_matrix(samples, expr_files, genes["gene_id"])
     qc_samples = {}
     for s in samples:
         if not (tpm[s] > 0).any():
             raise GexpError(f"sample {s}: expression is zero for every gene ({expr_files[s]})")
 
-    n_bins = len(bins)
-    rows, cols, vals = [], [], []
-    for i, s in enumerate(samples):
-        acc = read_peak_bins(acc_files[s])
-        acc = acc[acc["value"] != 0]
-        if acc.empty:
-            raise GexpError(f"sample {s}: no open bin in the region ({acc_files[s]})")
-        if acc["bin"].max() >= n_bins or acc["bin"].min() < 0:
-            raise GexpError(f"sample {s}: bin index out of range for {bins_path} ({acc_files[s]})")
-        rows.append(np.full(len(acc), i))
-        cols.append(acc["bin"].to_numpy())
-        vals.append(acc["value"].to_numpy(dtype=np.float32))
-        qc_samples[s] = {"open_bins": int(len(acc)), "genes_detected": int((tpm[s] > 0).sum())}
-    matrix = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(samples), n_bins),
-        dtype=np.float32,
-    )
+    n_bins = layout.n_bins
+    matrix, open_bins = _accessibility_matrix(samples, acc_files, n_bins, bins_path)
+    for s, n in zip(samples, open_bins, strict=True):
+        qc_samples[s] = {"open_bins": n, "genes_detected": int((tpm[s] > 0).sum())}
 
     region_tpm = tpm.loc[region_genes["gene_id"]]
     for s in samples:
@@ -152,8 +146,8 @@ def build_dataset(
         pd.DataFrame({"sample": samples, "group": read_groups(samplesheet, samples)}).to_csv(
             fh, sep="\t", index=False
         )
-    with atomic_write(ds / "bins.bed") as fh:
-        bins.to_csv(fh, sep="\t", header=False, index=False)
+    with atomic_path(ds / "bins.bed") as tmp:
+        shutil.copyfile(bins_path, tmp)
     qc = {
         "n_samples": len(samples),
         "n_bins": n_bins,
@@ -170,6 +164,65 @@ def build_dataset(
         "dataset: %d samples, %d genes in region, %d bins", len(samples), len(region_genes), n_bins
     )
     return qc
+
+
+def _expression_matrix(samples: list[str], files: dict[str, str], gene_ids) -> pd.DataFrame:
+    """Genes × samples TPM on the annotation's genes (0 where a sample lacks one).
+
+    Each sample is placed in one preallocated float64 array as it is read, so no
+    sample's parsed table (60 k gene ids each) outlives its turn.
+    """
+    tpm = np.zeros((len(gene_ids), len(samples)))
+    for j, s in enumerate(samples):
+        values = read_sample_tpm(files[s])
+        if values.dtype != np.float64:  # integer-only tables keep their dtype, as concat did
+            return _expression_table(samples, files, gene_ids)
+        tpm[:, j] = values.reindex(gene_ids).fillna(0.0).to_numpy()
+    return pd.DataFrame(tpm, index=pd.Index(gene_ids), columns=samples, copy=False)
+
+
+def _expression_table(samples: list[str], files: dict[str, str], gene_ids) -> pd.DataFrame:
+    tpm = pd.concat([read_sample_tpm(files[s]).rename(s) for s in samples], axis=1)
+    return tpm.reindex(gene_ids).fillna(0.0)
+
+
+def _accessibility_matrix(
+    samples: list[str], files: dict[str, str], n_bins: int, bins_path
+) -> tuple[sp.csr_matrix, list[int]]:
+    """Samples × bins CSR (float32 values, int32 indices) built row by row; open bins each.
+
+    Each sample's table is cut down to its two compact columns as soon as it is
+    read, so memory holds those (8 bytes per open bin) and one parsed table, never
+    every sample's table at once; the rows are joined once at the end.
+    """
+    # The index dtype scipy picks when it builds the matrix from coordinates (int32 unless
+    # the matrix is too large for it), so the .npz is the same as before.
+    index_dtype = np.int32 if n_bins <= np.iinfo(np.int32).max else np.int64
+    values, columns, open_bins = [], [], []
+    for s in samples:
+        acc = read_peak_bins(files[s])
+        acc = acc[acc["value"] != 0]
+        if acc.empty:
+            raise GexpError(f"sample {s}: no open bin in the region ({files[s]})")
+        if acc["bin"].max() >= n_bins or acc["bin"].min() < 0:
+            raise GexpError(f"sample {s}: bin index out of range for {bins_path} ({files[s]})")
+        values.append(acc["value"].to_numpy(dtype=np.float32))
+        columns.append(acc["bin"].to_numpy().astype(index_dtype))
+        open_bins.append(int(len(acc)))
+    indptr = np.concatenate([[0], np.cumsum(open_bins)])
+    if indptr[-1] > np.iinfo(index_dtype).max:
+        index_dtype = np.int64
+    data = np.concatenate(values)
+    del values
+    indices = np.concatenate(columns).astype(index_dtype, copy=False)
+    del columns
+    matrix = sp.csr_matrix(
+        (data, indices, indptr.astype(index_dtype)),
+        shape=(len(samples), n_bins),
+        copy=False,
+    )
+    matrix.sum_duplicates()  # sorts and sums, as building from coordinates did
+    return matrix, open_bins
 
 
 def load_dataset(

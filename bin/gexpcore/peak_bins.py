@@ -23,7 +23,7 @@ from .errors import GexpError
 from .files import atomic_write, require_file
 from .genome import read_chrom_sizes
 from .peaks import read_peak_columns
-from .tools import run_tool, tool_lines
+from .tools import run_tool
 
 if TYPE_CHECKING:  # imported where used: binning peaks needs neither (it runs once per sample)
     import numpy as np
@@ -59,7 +59,7 @@ def bin_peak_values(
 
     Values are ints (binary, midpoint) or floats (coverage, signal). Only a few
     lines of bins.bed are read (bins.read_bin_layout); bedtools reads it whole,
-    streaming, and its output is parsed while it runs.
+    streaming, and its output is split in one go and read by column.
     """
     if mode not in MODES:
         raise GexpError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
@@ -101,34 +101,36 @@ def bin_peak_values(
     return found, [values[b] for b in found]
 
 
-def _intersect(a: Path, bins_path: Path, genome: Path, flags: list[str]):
-    """Lines of bedtools intersect in its streaming mode (-sorted), split into fields."""
+def _intersect(a: Path, bins_path: Path, genome: Path, flags: list[str]) -> list[bytes]:
+    """The fields of bedtools intersect's output in its streaming mode (-sorted), all lines
+    in one list: every line has 8 fields without blanks (gexp wrote both inputs)."""
     cmd = ["bedtools", "intersect", "-a", a, "-b", bins_path, *flags, "-sorted", "-g", genome]
-    return (line.split(b"\t") for line in tool_lines(cmd, "peak-bins"))
+    out = a.with_name(a.name + ".intersect.tsv")
+    run_tool(cmd, "peak-bins", stdout=out)
+    return out.read_bytes().split()
 
 
-def _signal(hits) -> dict[int, float]:
+def _signal(fields: list[bytes]) -> dict[int, float]:
     """The largest signal of the peaks overlapping each bin (-wa -wb: peak 0-3, bin 4-7)."""
     best: dict[int, float] = {}
-    for fields in hits:
-        b, v = int(fields[7]), float(fields[3])
+    for b, v in zip(map(int, fields[7::8]), map(float, fields[3::8]), strict=True):
         if b not in best or v > best[b]:
             best[b] = v
     return best
 
 
-def _binary(hits) -> dict[int, int]:
-    return dict.fromkeys((int(fields[7]) for fields in hits), 1)
+def _binary(fields: list[bytes]) -> dict[int, int]:
+    return dict.fromkeys(map(int, fields[7::8]), 1)
 
 
-def _coverage(hits) -> dict[int, float]:
+def _coverage(fields: list[bytes]) -> dict[int, float]:
     """Covered fraction of each bin (-wo on merged peaks: peak 0-2, bin 3-6, overlap 7)."""
     covered: dict[int, int] = {}
     length: dict[int, int] = {}
-    for fields in hits:
-        b = int(fields[6])
-        covered[b] = covered.get(b, 0) + int(fields[7])
-        length[b] = int(fields[5]) - int(fields[4])
+    bins = map(int, fields[6::8])
+    for b, start, end, n in zip(bins, fields[4::8], fields[5::8], fields[7::8], strict=True):
+        covered[b] = covered.get(b, 0) + int(n)
+        length[b] = int(end) - int(start)
     return {b: covered[b] / length[b] for b in covered}
 
 

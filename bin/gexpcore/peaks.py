@@ -9,6 +9,7 @@ all-zero sample.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -199,11 +200,13 @@ def _parse_plain(path: Path):
         lines.pop()
     if not lines or any(not ln or ln[0] in "#tb \t" or ln[-1] in " \t" for ln in lines):
         return None
-    rows = [ln.split("\t") for ln in lines]
-    widths = set(map(len, rows))
-    if len(widths) != 1 or min(widths) < 3:
+    tabs = set(map(str.count, lines, itertools.repeat("\t")))
+    if len(tabs) != 1 or min(tabs) < 2:
         return None
-    columns = list(zip(*rows, strict=True))
+    # Every line has the same fields: split all at once and take the columns by stride.
+    width = tabs.pop() + 1
+    fields = "\t".join(lines).split("\t")
+    columns = [fields[k::width] for k in range(min(width, 7))]
     start, end = _integers(columns[1]), _integers(columns[2])
     if start is None or end is None:
         return None
@@ -214,14 +217,14 @@ def _parse_plain(path: Path):
     return list(columns[0]), start, end, score, signal
 
 
-def _integers(texts: tuple[str, ...]) -> list[int] | None:
+def _integers(texts: list[str]) -> list[int] | None:
     joined = "".join(texts)
     if not joined.isdigit() or not all(texts):
         return None
     return list(map(int, texts))
 
 
-def _floats(texts: tuple[str, ...]) -> list[float] | None:
+def _floats(texts: list[str]) -> list[float] | None:
     if not all(texts) or not set("".join(texts)) <= _FLOAT_CHARS:
         return None
     try:

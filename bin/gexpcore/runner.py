@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .bins import make_bins, read_bins
+from .bins import make_bins, read_bin_layout
 from .dataset import (
     ACCESSIBILITY_SUFFIX,
     EXPRESSION_SUFFIX,
@@ -153,7 +153,7 @@ class Runner:
             )
 
         tx2gene, genes = read_tx2gene(tx2gene_path), read_genes(genes_path)
-        require_genes_in_bins(genes, read_bins(bins_path), bins_path)  # fail before the slow steps
+        require_genes_in_bins(genes, read_bin_layout(bins_path), bins_path)  # before slow steps
         workers = max(1, min(p.threads, len(samples)))
         per_task = max(1, p.threads // workers)
         done = 0

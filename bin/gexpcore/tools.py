@@ -6,8 +6,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import GexpError
@@ -54,20 +52,6 @@ def tool_version(name: str) -> str:
     proc = subprocess.run([name, *args], capture_output=True)
     lines = (proc.stdout or proc.stderr).decode(errors="replace").splitlines()
     return lines[0].split()[-1].lstrip("v") if lines else "unknown"
-
-
-def tool_lines(cmd: list, what: str) -> Iterator[bytes]:
-    """A tool's stdout lines as it writes them; on failure raise as run_tool does."""
-    require_tool(cmd[0])
-    log.debug("running: %s", " ".join(map(str, cmd)))
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=err)
-        with proc:
-            for line in proc.stdout:
-                yield line.rstrip(b"\n")
-        if proc.returncode != 0:
-            err.seek(0)
-            tool_failed(what, cmd[0], err.read(), proc)
 
 
 def default_threads() -> int:
