@@ -144,7 +144,8 @@ def _plots(model_dir: Path, metrics: dict) -> list[tuple[str, str]]:
             ax.hist(per_gene[name].dropna(), bins=30, alpha=0.5, label=name)
     ax.set_xlabel("per-gene r across held-out samples")
     ax.set_ylabel("genes")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no histogram when only the mean was trained
+        ax.legend(fontsize=8)
     plots.append(("Distribution of per-gene r", _png(fig)))
 
     history_path = model_dir / "history.json"
