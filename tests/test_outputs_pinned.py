@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 
-from conftest import ROOT, run_gexp
+from conftest import ROOT, gexp_run
 
 DATA = ROOT / "tests" / "data"
 PINNED = {
@@ -58,22 +58,7 @@ PINNED = {
 
 
 def test_data_outputs_on_the_bundled_cohort_are_byte_identical_to_the_pinned_run(tmp_path):
-    ref = DATA / "reference"
-    proc = run_gexp(
-        "run",
-        "--input",
-        DATA / "samplesheet.csv",
-        "--transcriptome",
-        ref / "transcripts.fa.gz",
-        "--gtf",
-        ref / "genes.gtf.gz",
-        "--chrom-sizes",
-        ref / "chrom.sizes",
-        "--outdir",
-        tmp_path,
-        "--models",
-        "mean",
-    )
+    proc = gexp_run(DATA, DATA / "samplesheet.csv", tmp_path, "--models", "mean")
     assert proc.returncode == 0, proc.stderr
     written = {
         str(p.relative_to(tmp_path)): hashlib.sha256(p.read_bytes()).hexdigest()
