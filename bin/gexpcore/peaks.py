@@ -111,13 +111,7 @@ def read_peaks(
 
     peaks["chrom"], renames = harmonise_chroms(peaks["chrom"], set(chrom_sizes))
     if renames:
-        shown = ", ".join(f"{a}->{b}" for a, b in list(renames.items())[:3])
-        log.warning(
-            "peaks %s: renamed chromosomes to match the genome (%s%s)",
-            path,
-            shown,
-            ", ..." if len(renames) > 3 else "",
-        )
+        _warn_renamed(path, renames)
     known = peaks["chrom"].isin(chrom_sizes)
     if not known.any():
         examples = ", ".join(pd.unique(peaks["chrom"])[:3])
@@ -251,13 +245,7 @@ def _clean(path, chrom, start, end, score, signal, sizes, min_score, need_signal
         chrom, start, end, signal = (_select(col, keep) for col in (chrom, start, end, signal))
     renames = chrom_renames(dict.fromkeys(chrom), set(sizes))
     if renames:
-        shown = ", ".join(f"{a}->{b}" for a, b in list(renames.items())[:3])
-        log.warning(
-            "peaks %s: renamed chromosomes to match the genome (%s%s)",
-            path,
-            shown,
-            ", ..." if len(renames) > 3 else "",
-        )
+        _warn_renamed(path, renames)
         chrom = [renames.get(c, c) for c in chrom]
     known = [c in sizes for c in chrom]
     if not any(known):
@@ -289,3 +277,14 @@ def _clean(path, chrom, start, end, score, signal, sizes, min_score, need_signal
 
 def _select(values: list, keep: list[bool]) -> list:
     return [v for v, k in zip(values, keep, strict=True) if k]
+
+
+def _warn_renamed(path, renames: dict[str, str]) -> None:
+    """One warning line naming the first renamed chromosomes (`1->chr1`)."""
+    shown = ", ".join(f"{a}->{b}" for a, b in list(renames.items())[:3])
+    log.warning(
+        "peaks %s: renamed chromosomes to match the genome (%s%s)",
+        path,
+        shown,
+        ", ..." if len(renames) > 3 else "",
+    )

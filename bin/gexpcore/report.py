@@ -25,6 +25,7 @@ import pandas as pd
 from . import __version__
 from .errors import GexpError
 from .files import atomic_write
+from .models import BASELINES
 
 log = logging.getLogger("gexp")
 
@@ -37,9 +38,9 @@ METRIC_COLUMNS = [
     ("median_gene_r_pooled", "median per-gene r (pooled)"),
     ("skill_over_mean", "skill over mean"),
 ]
-# The baselines a learned model is compared with in the metrics table (models.BASELINES
-# without the mean, which scores 0 by construction).
-COMPARED = ("ridge", "nearest", "gene_score")
+# The baselines a learned model is compared with in the metrics table (the mean scores 0
+# by construction).
+COMPARED = tuple(name for name in BASELINES if name != "mean")
 LEVELS = ("low", "mid", "high")
 
 
@@ -179,8 +180,6 @@ def default_model(model_dir: Path) -> str | None:
 
 def metrics_table(metrics: dict, default: str | None) -> pd.DataFrame:
     """One row per model: its kind, the held-out metrics, and its margin over the best baseline."""
-    from .models import BASELINES
-
     compared = [metrics[m]["pearson_across_samples"] for m in COMPARED if m in metrics]
     best_baseline = max(compared) if compared else float("nan")
     rows = []

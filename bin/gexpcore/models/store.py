@@ -57,8 +57,10 @@ def load_model(folder: str | Path) -> Model:
         flat = {key: saved[key] for key in saved.files}
     except (OSError, ValueError) as exc:
         raise GexpError(f"{folder / ARRAYS}: not a readable model array file ({exc})") from None
-    arrays = {key: value for key, value in flat.items() if "." not in key or key.startswith("net.")}
-    for key in record.get("sparse", []):
+    sparse = record.get("sparse", [])
+    parts = {f"{key}.{part}" for key in sparse for part in _SPARSE_PARTS}
+    arrays = {key: value for key, value in flat.items() if key not in parts}
+    for key in sparse:
         data, indices, indptr, shape = (flat[f"{key}.{part}"] for part in _SPARSE_PARTS)
         arrays[key] = sp.csr_matrix((data, indices, indptr), shape=tuple(shape))
     model = create(record["model"])
