@@ -3,8 +3,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT    := kallisto bedtools samtools
 TORCH  ?= torch==2.13.0
+# The one place the pinned Nextflow version is stated (assets/nextflow/pom.xml says why 24.10.0).
+NEXTFLOW_VERSION := 24.10.0
+NXF    := .nextflow-bin/nextflow
 
-.PHONY: setup demo test lint benchmark benchmark-real clean
+.PHONY: setup nextflow demo test test-pipeline lint benchmark benchmark-real clean
 
 $(VENV)/.installed: pyproject.toml
 	@missing=""; for t in kallisto bedtools samtools; do command -v $$t >/dev/null || missing=1; done; \
@@ -19,6 +22,18 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Nextflow from Maven Central (no get.nextflow.io, no plugin registry): jars + launcher script.
+$(NXF): assets/nextflow/pom.xml assets/nextflow/nextflow.sh Makefile
+	@command -v mvn >/dev/null || { echo "make nextflow: needs Maven (apt-get install maven) and Java 17+" >&2; exit 1; }
+	rm -rf .nextflow-bin.tmp && mkdir -p .nextflow-bin.tmp
+	mvn -q -B -f assets/nextflow/pom.xml -Dnextflow.version=$(NEXTFLOW_VERSION) \
+	  dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/.nextflow-bin.tmp/lib
+	cp assets/nextflow/nextflow.sh .nextflow-bin.tmp/nextflow
+	rm -rf .nextflow-bin && mv .nextflow-bin.tmp .nextflow-bin
+	$(NXF) -version | grep -q "version $(NEXTFLOW_VERSION)"
+
+nextflow: $(NXF)  ## Nextflow $(NEXTFLOW_VERSION) from Maven Central → .nextflow-bin/nextflow
 
 demo: setup  ## simulate a cohort and run the whole pipeline on it
 	$(VENV)/bin/gexp simulate --outdir demo/sim

@@ -9,8 +9,7 @@
 
 nextflow.enable.dsl = 2
 
-include { validateParameters; paramsSummaryLog } from 'plugin/nf-schema'
-
+include { PARAMS_CHECK      } from './modules/local/params_check'
 include { SAMPLESHEET_CHECK } from './modules/local/samplesheet_check'
 include { FETCH             } from './modules/local/fetch'
 include { LOCALISE          } from './modules/local/localise'
@@ -76,7 +75,8 @@ def runFiles(String runs) {
 
 workflow GEXP {
     take:
-    samplesheet // path: the user's samplesheet.csv
+    samplesheet // value channel, path: the user's samplesheet.csv. Every single-item channel
+                // below derives from it and is a value channel too, read by every task.
 
     main:
     ch_versions = Channel.empty()
@@ -105,7 +105,7 @@ workflow GEXP {
     ch_rows = ch_valid.splitCsv(header: true)
 
     ch_gtf = ch_valid.map { file(params.gtf, checkIfExists: true) }
-    ch_chrom_sizes = ch_valid.map { file(chromSizes(), checkIfExists: true) }.first()
+    ch_chrom_sizes = ch_valid.map { file(chromSizes(), checkIfExists: true) }
 
     REFERENCE(ch_gtf)
     ch_versions = ch_versions.mix(REFERENCE.out.versions)
@@ -141,18 +141,18 @@ workflow GEXP {
         .map { meta, read1, read2, _checked ->
             [ meta, meta.single_end ? read1 : [read1, read2].transpose().flatten() ]
         }
-    KALLISTO_QUANT(ch_reads, KALLISTO_INDEX.out.index.first())
+    KALLISTO_QUANT(ch_reads, KALLISTO_INDEX.out.index)
     ch_versions = ch_versions.mix(KALLISTO_QUANT.out.versions.first())
 
     ch_abundance = KALLISTO_QUANT.out.results.map { meta, dir -> [ meta, dir.resolve('abundance.tsv') ] }
     GENE_TPM(
         ch_abundance.mix(ch_quant_tables),
-        REFERENCE.out.tx2gene.first(),
-        REFERENCE.out.genes.first()
+        REFERENCE.out.tx2gene,
+        REFERENCE.out.genes
     )
     ch_versions = ch_versions.mix(GENE_TPM.out.versions.first())
 
-    PEAK_BINS(ch_atac, BINS.out.bins.first(), ch_chrom_sizes)
+    PEAK_BINS(ch_atac, BINS.out.bins, ch_chrom_sizes)
     ch_versions = ch_versions.mix(PEAK_BINS.out.versions.first())
 
     DATASET(
@@ -187,13 +187,61 @@ workflow GEXP {
     report   = REPORT.out.html
 }
 
+// nextflow_schema.json's parameters (name → definition): the pipeline needs no plugin
+// (nf-schema) to read them, so it runs where no plugin registry is reachable.
+def schemaParams() {
+    def schema = new groovy.json.JsonSlurper().parse(file("${projectDir}/nextflow_schema.json").toFile())
+    schema['$defs'].values().inject([:]) { found, group -> found + (group['properties'] ?: [:]) }
+}
+
+// What PARAMS_CHECK checks: the parameters, and which of the paths the schema says must exist
+// Nextflow can see (it stages them; a container or a cloud task could not tell).
+def paramsDocument() {
+    def exists = [:]
+    schemaParams().each { name, spec ->
+        def value = params[name]
+        if (spec['exists'] && value) {
+            exists[value.toString()] = file(value.toString(), glob: false).exists()
+        }
+    }
+    groovy.json.JsonOutput.toJson([params: params, exists: exists])  // one line: the task script inlines it
+}
+
+def helpText() {
+    def lines = ["Usage: nextflow run main.nf -profile <docker|podman|singularity|conda|test|slurm|gpu> --input samplesheet.csv --gtf genes.gtf.gz --genome GRCh38 --outdir results", '']
+    schemaParams().each { name, spec ->
+        def shown = spec['default'] != null ? " [default: ${spec['default']}]" : ''
+        lines << "  --${name.padRight(22)} ${spec['description'] ?: ''}${shown}"
+    }
+    lines << '' << 'Every parameter, input and output: README.md and nextflow_schema.json.'
+    lines.join('\n')
+}
+
+// The parameters that differ from their defaults, printed at the start as nf-core pipelines do.
+def paramsSummary() {
+    def shown = schemaParams().findAll { name, spec -> params[name] != null && params[name] != spec['default'] }
+    (["gexp ${workflow.manifest.version} with Nextflow ${nextflow.version}"] +
+        shown.collect { name, _spec -> "  --${name.padRight(22)} ${params[name]}" }).join('\n')
+}
+
 workflow {
     // With a conda recipe set, Wave builds from it and ignores the container; the gpu
     // profile's CUDA environment cannot be solved without a GPU, so refuse the pair up front.
     if (workflow.profile.tokenize(',').containsAll(['gpu', 'wave'])) {
         error "-profile gpu cannot be combined with wave: Wave would build TRAIN from envs/gexp-gpu.yml, which cannot be solved without a GPU; use gpu with docker or singularity and the CUDA image (README: Containers and environments)"
     }
-    validateParameters()
-    log.info paramsSummaryLog(workflow)
-    GEXP(file(params.input, checkIfExists: true))
+    if (params.help) {
+        log.info helpText()
+    } else {
+        log.info paramsSummary()
+        // Nothing starts until the parameters are valid: GEXP waits for PARAMS_CHECK.
+        def ch_checked = Channel.value('unchecked')
+        if (params.validate_params) {
+            PARAMS_CHECK(paramsDocument(), file("${projectDir}/nextflow_schema.json", checkIfExists: true))
+            ch_checked = PARAMS_CHECK.out.json
+        } else {
+            log.warn "--validate_params false: the parameters are not checked against nextflow_schema.json"
+        }
+        GEXP(ch_checked.map { file(params.input, checkIfExists: true) })
+    }
 }

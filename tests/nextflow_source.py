@@ -108,7 +108,7 @@ class ProcessSource:
 
     def commands(self, tool: str, section: str = "script") -> list[list[str]]:
         """Each call of `tool` in the script, as words, with line continuations joined."""
-        body = self.script_body(section).replace("\\\\\n", " ")
+        body = without_heredoc_text(self.script_body(section)).replace("\\\\\n", " ")
         calls = []
         for line in body.splitlines():
             words = line.split()
@@ -126,6 +126,12 @@ class ProcessSource:
 
     def output_paths(self) -> list[str]:
         return re.findall(r'path\(?\s*"([^"]+)"', self.section("output"))
+
+
+def without_heredoc_text(script: str) -> str:
+    """A shell script with the text of its here-documents (`<<'END' … END`) left out: that
+    text is data fed to the command, not further commands."""
+    return re.sub(r"<<-?'?(\w+)'?([^\n]*)\n.*?^\s*\1\s*$", r"\2", script, flags=re.M | re.S)
 
 
 def processes() -> list[ProcessSource]:
@@ -151,7 +157,8 @@ def workflow_calls(text: str, workflow: str) -> list[str]:
 
 
 def params_used(text: str) -> set[str]:
-    return set(re.findall(r"\bparams\.([A-Za-z_]\w*)", text))
+    # not PARAMS_CHECK's output file, params.json
+    return set(re.findall(r"(?<![\w\"'/.])params\.(?!json\b)([A-Za-z_]\w*)", text))
 
 
 def params_declared(config: str) -> set[str]:
@@ -284,6 +291,16 @@ def channels_derived_from(text: str, workflow: str, needle: str) -> set[str]:
                 found.add(name)
                 changed = True
     return found
+
+
+def entry_process_calls(text: str) -> dict[str, list[str]]:
+    """Process calls of the entry workflow (`workflow { … }`), at any depth of its if/else."""
+    match = re.search(r"^workflow\s*\{(.*?)^\}", text, re.M | re.S)
+    assert match, "no entry workflow"
+    calls = {}
+    for call in re.finditer(r"^\s+([A-Z][A-Z0-9_]+)\((.*)\)\s*$", match.group(1), re.M):
+        calls[call.group(1)] = _split_top(call.group(2))
+    return calls
 
 
 def process_calls(text: str, workflow: str) -> dict[str, list[str]]:

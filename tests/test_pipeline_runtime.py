@@ -15,6 +15,7 @@ from nextflow_source import (
     ROOT,
     ProcessSource,
     channels_derived_from,
+    entry_process_calls,
     process_calls,
     process_inputs,
     processes,
@@ -131,7 +132,7 @@ def test_gpu_with_wave_is_refused_before_anything_runs():
     guard = re.search(r"if \(([^\n]*)\)\s*\{\s*error", workflow)
     assert guard and "'gpu'" in guard.group(1) and "'wave'" in guard.group(1)
     code = strip_strings_and_comments(workflow)
-    assert code.index("if (") < code.index("validateParameters()")
+    assert code.index("if (") < code.index("PARAMS_CHECK(")
     gpu = (ROOT / "conf" / "gpu.config").read_text()
     assert "conda" in gpu, "if the gpu profile stops setting conda, this guard may go"
 
@@ -149,7 +150,7 @@ UNIQUE_NAMES = {
 
 def multi_file_inputs():
     """(process, input, argument) for every `path` input that can receive several files."""
-    calls = process_calls(MAIN, "GEXP")
+    calls = {**entry_process_calls(MAIN), **process_calls(MAIN, "GEXP")}
     found = []
     for proc in PROCESSES:
         args = calls[proc.name]
@@ -590,7 +591,10 @@ NF_TESTS = sorted((ROOT / "tests" / "modules").glob("*.nf.test"))
 HOST_PATH = r"\$\{?(projectDir|baseDir|launchDir|moduleDir)\}?"
 
 # Host paths that reach a task as text only, never opened inside it, and why.
-TEXT_ONLY = {("SAMPLESHEET_CHECK", "base_dir"): "the folder relative samplesheet paths join to"}
+TEXT_ONLY = {
+    ("SAMPLESHEET_CHECK", "base_dir"): "the folder relative samplesheet paths join to",
+    ("PARAMS_CHECK", "document"): "paths are checked against its `exists` map, filled on the host",
+}
 
 
 def host_paths_given_by_name(text: str) -> list[tuple[str, int, str]]:

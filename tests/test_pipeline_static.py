@@ -23,6 +23,7 @@ from nextflow_source import (
     params_used,
     processes,
     unbalanced,
+    without_heredoc_text,
     workflow_calls,
 )
 
@@ -121,7 +122,7 @@ def test_process_conventions(proc):
 
 @pytest.mark.parametrize("proc", PROCESSES, ids=ids(PROCESSES))
 def test_process_script_is_one_tool_or_one_gexp_subcommand(proc):
-    body = proc.script_body("script").split("cat <<-END_VERSIONS")[0]
+    body = without_heredoc_text(proc.script_body("script").split("cat <<-END_VERSIONS")[0])
     commands = [ln.split()[0] for ln in body.replace("\\\\\n", " ").splitlines() if ln.strip()]
     assert len(commands) == 1, commands
     assert commands[0] in {"gexp", "kallisto"}

@@ -69,6 +69,12 @@ def cmd_samplesheet(a: argparse.Namespace) -> None:
     write_validated(samples, a.out)
 
 
+def cmd_check_params(a: argparse.Namespace) -> None:
+    from .params_check import validate_params_file
+
+    validate_params_file(a.schema, a.params, a.out)
+
+
 def cmd_check_fastq(a: argparse.Namespace) -> None:
     from .fastq_check import check_fastqs
 
@@ -329,6 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--check-files", action="store_true", help="also require local files to exist")
     p.set_defaults(func=cmd_samplesheet)
+
+    p = sub.add_parser(
+        "check-params", help="check the pipeline's parameters against nextflow_schema.json"
+    )
+    p.add_argument("--schema", required=True, type=Path, help="nextflow_schema.json")
+    p.add_argument(
+        "--params",
+        required=True,
+        type=Path,
+        help="parameters as JSON, or main.nf's {params, exists} document; - reads stdin",
+    )
+    p.add_argument("--out", type=Path, help="where to write the checked parameters (JSON)")
+    p.set_defaults(func=cmd_check_params)
 
     p = sub.add_parser(
         "check-fastq", help="validate one sample's FASTQ files (gzip, records, mates)"
