@@ -91,7 +91,15 @@ def _fetcher(a: argparse.Namespace):
 
 
 def cmd_fetch(a: argparse.Namespace) -> None:
-    for path in _fetcher(a).fetch(a.source, out=a.out, outdir=a.outdir):
+    if a.stub:
+        from .fetch import write_stub
+
+        if a.outdir is None:
+            raise GexpError("fetch --stub writes into --outdir")
+        paths = write_stub(a.source, a.outdir)
+    else:
+        paths = _fetcher(a).fetch(a.source, out=a.out, outdir=a.outdir)
+    for path in paths:
         print(path)
 
 
@@ -366,6 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="the file to write (a run's mates: _1, _2); or --outdir"
     )
     where.add_argument("--outdir", type=Path, help="a folder; files keep their own names")
+    p.add_argument(
+        "--stub",
+        action="store_true",
+        help="no download: an empty placeholder under the stored name (for nextflow -stub)",
+    )
     _network_options(p)
     p.set_defaults(func=cmd_fetch)
 

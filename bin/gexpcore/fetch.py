@@ -145,6 +145,23 @@ def default_name(source: str) -> str:
     return base
 
 
+def write_stub(source: str, outdir: Path) -> list[Path]:
+    """What `-stub` runs fetch: an empty gzip under the name a real fetch of `source` is
+    stored under (accessions get a `.stub.gz` extension, which only metadata would tell), with
+    its md5 sidecar, so that the localise step finds it as it finds real downloads."""
+    from .files import atomic_write
+
+    name = default_name(source)
+    if kind_of(source) in ("encode", "sra"):
+        name += ".stub.gz"
+    target = Path(outdir) / name
+    with atomic_write(target, "wb"):
+        pass
+    with atomic_write(sidecar(target)) as fh:
+        fh.write(f"{md5sum(target)}  {target.name}\n")
+    return [target]
+
+
 class Fetcher:
     def __init__(
         self,

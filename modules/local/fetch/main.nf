@@ -34,11 +34,14 @@ process FETCH {
     """
 
     stub:
-    // Valid, reproducible (-n: no time stamp) empty gzip: nf-test decompresses *.gz to snapshot it.
+    // No download; an empty gzip under the name the real fetch stores the source under, so
+    // that LOCALISE (the real command in the stub too) finds each source's own file.
+    def target = local ?: source
     """
-    mkdir -p fetch
-    printf '' | gzip -n > fetch/stub.fastq.gz
-    md5sum fetch/stub.fastq.gz | sed 's|fetch/||' > fetch/stub.fastq.gz.md5
+    gexp fetch \\
+        '$target' \\
+        --outdir fetch \\
+        --stub
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

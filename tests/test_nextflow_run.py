@@ -1,0 +1,121 @@
+"""The real `nextflow run main.nf -profile test` with the local executor, against `gexp run`.
+
+One launch folder serves the whole module: the first run, `-resume` with nothing changed, and
+`-resume` after one sample's peaks changed, in that order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from conftest import run_gexp
+from pipeline import (
+    ROOT,
+    assert_ok,
+    assert_same_data_outputs,
+    cached,
+    copy_test_data,
+    nextflow,
+    profile_args,
+    submitted,
+)
+
+pytestmark = pytest.mark.pipeline
+
+
+@pytest.fixture(scope="module")
+def launch(tmp_path_factory):
+    """The bundled cohort, the first Nextflow run on it, and `gexp run` on the same input."""
+    base = tmp_path_factory.mktemp("nextflow-local")
+    data = copy_test_data(base / "data")
+    proc = nextflow(
+        "run",
+        ROOT / "main.nf",
+        "-profile",
+        "test",
+        *profile_args(data, base / "results"),
+        cwd=base / "launch",
+    )
+    log = assert_ok(proc)
+    gexp = run_gexp(
+        "run",
+        "--input",
+        data / "samplesheet.csv",
+        "--transcriptome",
+        data / "reference" / "transcripts.fa.gz",
+        "--gtf",
+        data / "reference" / "genes.gtf.gz",
+        "--chrom-sizes",
+        data / "reference" / "chrom.sizes",
+        "--mlp-epochs",
+        100,  # conf/test.config's mlp_epochs
+        "--outdir",
+        base / "gexp",
+    )
+    assert gexp.returncode == 0, gexp.stderr
+    return {"base": base, "data": data, "log": log}
+
+
+def test_test_profile_completes_every_step(launch):
+    from gexpcore.runner import STEPS
+
+    ran = {task.split(" (")[0].split(":")[-1] for task in submitted(launch["log"])}
+    # FETCH runs only for remote entries, which the bundled cohort has none of
+    assert ran == {"PARAMS_CHECK", *STEPS} - {"FETCH"}
+    assert "with Nextflow 24.10.0" in launch["log"]  # the pinned version, in the run log
+
+
+def test_outputs_equal_gexp_run(launch):
+    assert_same_data_outputs(launch["base"] / "gexp", launch["base"] / "results")
+
+
+def test_pipeline_info_records_the_checked_params(launch):
+    info = launch["base"] / "results" / "pipeline_info"
+    params = json.loads((info / "params.json").read_text())
+    assert params["mlp_epochs"] == 100 and params["outdir"] == str(launch["base"] / "results")
+    assert "gexp:" in (info / "versions.yml").read_text()
+    assert (info / "samplesheet.valid.csv").is_file()
+
+
+def test_resume_reruns_nothing(launch):
+    base = launch["base"]
+    log = assert_ok(
+        nextflow(
+            "run",
+            ROOT / "main.nf",
+            "-profile",
+            "test",
+            "-resume",
+            *profile_args(launch["data"], base / "results"),
+            cwd=base / "launch",
+        )
+    )
+    assert submitted(log) == []
+    assert len(cached(log)) == len(submitted(launch["log"]))
+
+
+def test_changed_peaks_rerun_only_what_depends_on_them(launch):
+    base = launch["base"]
+    peaks = launch["data"] / "peaks" / "S003.narrowPeak.gz"
+    lines = gzip.decompress(peaks.read_bytes()).decode().splitlines(keepends=True)
+    peaks.write_bytes(gzip.compress("".join(lines[: len(lines) // 2]).encode()))
+    log = assert_ok(
+        nextflow(
+            "run",
+            ROOT / "main.nf",
+            "-profile",
+            "test",
+            "-resume",
+            *profile_args(launch["data"], base / "results"),
+            cwd=base / "launch",
+        )
+    )
+    rerun = sorted(task.split(":")[-1] for task in submitted(log))
+    assert rerun == [
+        "DATASET (6 samples)",
+        "PEAK_BINS (S003)",
+        "REPORT (report)",
+        "TRAIN (dataset)",
+    ]
