@@ -1,0 +1,118 @@
+"""`-profile test,slurm` on a real one-node slurm cluster (tests/slurm/start.sh), every
+process submitted through sbatch, with the outputs of the local run and `gexp run`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_gexp
+from pipeline import (
+    ROOT,
+    assert_ok,
+    assert_same_data_outputs,
+    copy_test_data,
+    nextflow,
+    profile_args,
+    submitted,
+)
+
+pytestmark = pytest.mark.pipeline
+SLURM = ROOT / "tests" / "slurm"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running cluster: started here and stopped after the module, unless one was up."""
+    missing = [t for t in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(t)]
+    reason = None
+    if missing:
+        reason = f"no slurm here ({', '.join(missing)}): apt-get install slurm-wlm munge"
+    elif os.geteuid() != 0:
+        reason = "starting the test cluster (tests/slurm/start.sh) needs root"
+    if reason:
+        if os.environ.get("GEXP_PIPELINE_TESTS") == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run(
+        ["bash", SLURM / "start.sh", folder], capture_output=True, text=True, timeout=180
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield {"SLURM_CONF": str(folder / "slurm.conf")}
+    subprocess.run(["bash", SLURM / "stop.sh", folder], capture_output=True, timeout=180)
+
+
+def sbatch_header(task_dir: Path) -> list[str]:
+    return re.findall(r"^#SBATCH (.+)$", (task_dir / ".command.run").read_text(), re.M)
+
+
+def test_test_profile_on_slurm_equals_gexp_run(cluster, tmp_path):
+    data = copy_test_data(tmp_path / "data")
+    launch = tmp_path / "launch"
+    log = assert_ok(
+        nextflow(
+            "run",
+            ROOT / "main.nf",
+            "-profile",
+            "test,slurm",
+            "-c",
+            SLURM / "nextflow.config",
+            *profile_args(data, tmp_path / "results"),
+            cwd=launch,
+            env=cluster,
+        )
+    )
+    headers = [sbatch_header(p.parent) for p in (launch / "work").glob("*/*/.command.run")]
+    assert len(headers) == len(submitted(log)) > 20
+    assert all(any(h.startswith("-J nf-") for h in header) for header in headers)
+
+    gexp = run_gexp(
+        "run",
+        "--input",
+        data / "samplesheet.csv",
+        "--transcriptome",
+        data / "reference" / "transcripts.fa.gz",
+        "--gtf",
+        data / "reference" / "genes.gtf.gz",
+        "--chrom-sizes",
+        data / "reference" / "chrom.sizes",
+        "--mlp-epochs",
+        100,
+        "--outdir",
+        tmp_path / "gexp",
+    )
+    assert gexp.returncode == 0, gexp.stderr
+    assert_same_data_outputs(tmp_path / "gexp", tmp_path / "results")
+
+
+def test_gpu_profile_asks_slurm_for_a_gpu(cluster, tmp_path):
+    """No GPU here: a -stub run (TRAIN's stub needs none) on the cluster's fake GPU shows what
+    TRAIN asks sbatch for, and that slurm accepts it; other tasks ask for none."""
+    data = copy_test_data(tmp_path / "data")
+    launch = tmp_path / "launch"
+    assert_ok(
+        nextflow(
+            "run",
+            ROOT / "main.nf",
+            "-profile",
+            "test,slurm,gpu",
+            "-stub",
+            "-c",
+            SLURM / "nextflow.config",
+            *profile_args(data, tmp_path / "results"),
+            cwd=launch,
+            env=cluster,
+        )
+    )
+    by_name = {}
+    for run in (launch / "work").glob("*/*/.command.run"):
+        name = re.search(r"^### name: '([^' ]+)", run.read_text(), re.M).group(1)
+        by_name.setdefault(name.split(":")[-1], []).append(sbatch_header(run.parent))
+    (train,) = by_name["TRAIN"]
+    assert "--gres=gpu:1" in train
+    assert all("--gres=gpu:1" not in h for n, hs in by_name.items() if n != "TRAIN" for h in hs)
