@@ -273,3 +273,25 @@ def test_access_denied_names_the_credentials(portal, tmp_path):
     proc = fetch(portal, "ENCFF000ABC", "--out", tmp_path / "x.bed.gz")
     assert_user_error(proc, "ENCFF000ABC: access denied (403)", "ENCODE_ACCESS_KEY")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_downloads_go_through_the_environment_proxy(storage, tmp_path, monkeypatch):
+    """Compute nodes often reach the internet only through HTTP(S)_PROXY (issue 15, P4): the
+    request for an unresolvable host reaches the local server acting as that proxy."""
+    storage.blobs["/data/peaks.bed.gz"] = DATA
+    monkeypatch.setenv("HTTP_PROXY", storage.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proc = run_gexp("fetch", "http://data.invalid/data/peaks.bed.gz", "--outdir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [r.path for r in storage.requests] == ["/data/peaks.bed.gz"]
+    (path,) = [p for p in tmp_path.iterdir() if not p.name.endswith(".md5")]
+    assert_verified(path)
+
+
+def test_no_proxy_hosts_are_reached_directly(storage, tmp_path, monkeypatch):
+    storage.blobs["/data/peaks.bed.gz"] = DATA
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    proc = run_gexp("fetch", f"{storage.url}/data/peaks.bed.gz", "--outdir", tmp_path)
+    assert proc.returncode == 0, proc.stderr

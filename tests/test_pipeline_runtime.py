@@ -888,3 +888,34 @@ def test_pipeline_files_name_no_model():
         text = path.read_text()
         for name in {*NAMES, *DEFAULT_MODELS}:
             assert not re.search(rf"\b{name}\b", text), f"{path.relative_to(ROOT)} names {name}"
+
+
+# -- issue 15: what the first real runs and the latest reading found ------------------------
+
+
+def test_proxy_variables_reach_every_container_engine():
+    """P4: FETCH honours HTTP(S)_PROXY; containers see host variables only when whitelisted."""
+    config = (ROOT / "nextflow.config").read_text()
+    listed = re.search(r"def passed_env = '([^']+)'", config).group(1).split(",")
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "NO_PROXY", "no_proxy"):
+        assert name in listed
+    for engine in ("docker", "podman", "singularity", "apptainer"):
+        assert re.search(rf"^{engine}\.envWhitelist\s*=\s*passed_env$", config, re.M), engine
+
+
+def test_urls_in_ext_args_are_quoted():
+    """A `&` in an unquoted --encode-url would background the command; every URL parameter
+    that reaches a command line is single-quoted."""
+    modules = (ROOT / "conf" / "modules.config").read_text()
+    for flag in re.findall(r'"(--[\w-]*url) ', modules):
+        pytest.fail(f"{flag} is not quoted in conf/modules.config")
+    assert modules.count("--encode-url '") == 1 and modules.count("--ena-url '") == 1
+
+
+def test_local_runs_are_capped_by_the_machine_and_slurm_by_the_params():
+    """P5: the local executor refuses tasks larger than the machine; a cluster is not."""
+    base = (ROOT / "conf" / "base.config").read_text()
+    slurm = (ROOT / "conf" / "slurm.config").read_text()
+    assert "Math.min(params.max_cpus as int, host_cpus)" in base
+    assert "host_memory].min()" in base
+    assert "cpus  : params.max_cpus," in slurm

@@ -181,7 +181,9 @@ class Fetcher:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "gexp (https://github.com/gexp)"
-        self.session.trust_env = False  # no proxies or .netrc credentials sent anywhere
+        # No .netrc credentials sent anywhere; proxies are taken from the environment by hand
+        # (_proxies), since compute nodes often reach the internet only through one.
+        self.session.trust_env = False
         key, secret = os.environ.get("ENCODE_ACCESS_KEY"), os.environ.get("ENCODE_SECRET_KEY")
         self.encode_auth = (key, secret) if key and secret else None
         self.encode_limit = RateLimiter(ENCODE_RPS)
@@ -191,6 +193,13 @@ class Fetcher:
     def _is_portal(self, url: str) -> bool:
         a, b = urlsplit(url), urlsplit(self.encode_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    @staticmethod
+    def _proxies(url: str) -> dict[str, str]:
+        """HTTP(S)_PROXY / ALL_PROXY for this URL, unless NO_PROXY names its host."""
+        if requests.utils.should_bypass_proxies(url, no_proxy=None):
+            return {}
+        return requests.utils.get_environ_proxies(url, no_proxy=None)
 
     def _get(self, url: str, what: str, headers: dict | None = None) -> requests.Response:
         """GET following redirects by hand, so credentials never leave the portal."""
@@ -206,6 +215,7 @@ class Fetcher:
                     allow_redirects=False,
                     timeout=self.timeout,
                     auth=self.encode_auth if portal else None,
+                    proxies=self._proxies(url),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise Retryable(f"connection failed ({exc.__class__.__name__})") from None
