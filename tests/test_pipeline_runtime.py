@@ -907,7 +907,7 @@ def test_urls_in_ext_args_are_quoted():
     """A `&` in an unquoted --encode-url would background the command; every URL parameter
     that reaches a command line is single-quoted."""
     modules = (ROOT / "conf" / "modules.config").read_text()
-    for flag in re.findall(r'"(--[\w-]*url) ', modules):
+    for flag in re.findall(r"\"(--[\w-]*url) (?!')", modules):
         pytest.fail(f"{flag} is not quoted in conf/modules.config")
     assert modules.count("--encode-url '") == 1 and modules.count("--ena-url '") == 1
 
