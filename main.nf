@@ -168,11 +168,16 @@ workflow GEXP {
     TRAIN(DATASET.out.dataset)
     ch_versions = ch_versions.mix(TRAIN.out.versions)
 
+    // [sample ids, peak files] in one order, sorted by sample for a stable task hash
+    ch_peaks = ch_atac
+        .toSortedList { a, b -> a[0].id <=> b[0].id }
+        .map { pairs -> [ pairs.collect { meta, _peaks -> meta.id }, pairs.collect { _meta, peaks -> peaks } ] }
     REPORT(
         DATASET.out.dataset,
         TRAIN.out.model,
         KALLISTO_QUANT.out.results.map { _meta, dir -> dir }.collect().ifEmpty([]),
-        ch_valid
+        ch_valid,
+        ch_peaks
     )
     ch_versions = ch_versions.mix(REPORT.out.versions)
 

@@ -356,3 +356,8 @@ def test_paired_run_given_as_read_2(tmp_path):
     fetched = {"SRR0000001": ["a_1.fq.gz", "a_2.fq.gz"], "SRR0000002": ["b_1.fq.gz", "b_2.fq.gz"]}
     with pytest.raises(GexpError, match="run 'SRR0000001' is paired-end by itself"):
         localise([sample], fetched)
+
+
+def test_report_peaks_must_be_sample_equals_file(tmp_path):
+    proc = run_gexp("report", "--run", tmp_path, "--peaks", "S001")
+    assert_user_error(proc, "--peaks takes SAMPLE=FILE, got 'S001'")

@@ -79,6 +79,17 @@ def test_pipeline_info_records_the_checked_params(launch):
     assert (info / "samplesheet.valid.csv").is_file()
 
 
+def test_report_qc_counts_the_staged_peaks(launch):
+    """REPORT counts each sample's peaks from files staged into its task (a container sees
+    no host path): the QC table equals gexp run's, peak counts included."""
+    nf = (launch["base"] / "results" / "multiqc" / "gexp_qc_mqc.tsv").read_text()
+    gexp = (launch["base"] / "gexp" / "multiqc" / "gexp_qc_mqc.tsv").read_text()
+    assert nf == gexp
+    header = [ln for ln in nf.splitlines() if not ln.startswith("#")][0].split("\t")
+    rows = [ln.split("\t") for ln in nf.splitlines() if not ln.startswith("#")][1:]
+    assert all(row[header.index("peaks")].isdigit() for row in rows), rows
+
+
 def test_resume_reruns_nothing(launch):
     base = launch["base"]
     log = assert_ok(

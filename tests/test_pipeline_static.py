@@ -113,6 +113,8 @@ def test_process_conventions(proc):
     for out in proc.output_paths():
         leaf = Path(out).name.replace("${prefix}", "").replace("${meta.id}", "")
         if "*" in leaf:  # a glob: the stub must create something in its folder
+            if f"--outdir {Path(out).parent} " in stub:  # a gexp command writes there
+                continue
             leaf = f"{Path(out).parent}/"
         assert leaf in stub, f"stub creates {out}"
     if proc.name in PER_SAMPLE:

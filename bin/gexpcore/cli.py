@@ -221,7 +221,16 @@ def cmd_predict(a: argparse.Namespace) -> None:
 def cmd_report(a: argparse.Namespace) -> None:
     from .report import write_report
 
-    print(write_report(a.run, a.out))
+    peaks = None
+    if a.peaks is not None:
+        pairs = [item.partition("=") for item in a.peaks]
+        bad = [
+            item for item, (_, eq, path) in zip(a.peaks, pairs, strict=True) if not eq or not path
+        ]
+        if bad:
+            raise GexpError(f"--peaks takes SAMPLE=FILE, got '{bad[0]}'")
+        peaks = {sample: path for sample, _, path in pairs}
+    print(write_report(a.run, a.out, peaks))
 
 
 def cmd_run(a: argparse.Namespace) -> None:
@@ -485,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML report and MultiQC files for a run folder")
     p.add_argument("--run", required=True, type=Path, help="a `gexp run` output folder")
     p.add_argument("--out", type=Path, help="default: RUN/report.html")
+    p.add_argument(
+        "--peaks",
+        nargs="*",
+        metavar="SAMPLE=FILE",
+        help="each sample's ATAC-seq peaks, counted in the QC table "
+        "(default: the files RUN/pipeline_info/samplesheet.local.csv names)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("run", help="all steps for every sample on this machine")

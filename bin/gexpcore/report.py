@@ -59,7 +59,9 @@ def _count_peaks(path: str) -> int | None:
         return None  # a BAM, or unreadable: the QC column stays empty
 
 
-def sample_qc(run: Path) -> pd.DataFrame:
+def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per sample. Peaks are counted in `peaks` (sample → file) when given: a
+    pipeline task sees only its staged files, not the host paths the samplesheet names."""
     qc_path = run / "dataset" / "qc.json"
     if not qc_path.is_file():
         raise GexpError(f"{run}: no dataset/qc.json; run `gexp run` (or `gexp dataset`) first")
@@ -70,8 +72,8 @@ def sample_qc(run: Path) -> pd.DataFrame:
             run / "dataset" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False
         )
         groups = dict(zip(table["sample"], table["group"], strict=True))
-    sheet = {}
-    for name in ("samplesheet.local.csv", "samplesheet.valid.csv"):
+    sheet = dict(peaks or {})
+    for name in ("samplesheet.local.csv", "samplesheet.valid.csv") if peaks is None else ():
         path = run / "pipeline_info" / name
         if path.is_file():
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -249,10 +251,12 @@ def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
             table.to_csv(fh, sep="\t", index=False, float_format="%.4f")
 
 
-def write_report(run: str | Path, out: str | Path | None = None) -> Path:
+def write_report(
+    run: str | Path, out: str | Path | None = None, peaks: dict[str, str] | None = None
+) -> Path:
     run = Path(run)
     out = Path(out) if out else run / "report.html"
-    qc = sample_qc(run)
+    qc = sample_qc(run, peaks)
     model_dir = run / "model"
     metrics = None
     if (model_dir / "metrics.json").is_file():

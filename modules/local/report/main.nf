@@ -11,6 +11,9 @@ process REPORT {
     path model      , stageAs: 'run/model'
     path kallisto   , stageAs: 'run/kallisto/*'
     path samplesheet, stageAs: 'run/pipeline_info/samplesheet.local.csv'
+    // Each sample's peaks, counted for the QC table: a task (in a container, on a cloud
+    // node) sees only staged files, never the host paths the samplesheet names.
+    tuple val(peak_samples), path(peaks, stageAs: 'peaks/*/*', arity: '1..*')
 
     output:
     path "run/report.html", emit: html
@@ -22,9 +25,11 @@ process REPORT {
 
     script:
     def args = task.ext.args ?: ''
+    def peak_args = [peak_samples, peaks].transpose().collect { sample, file -> "'${sample}=${file}'" }.join(' ')
     """
     gexp report \\
         --run run \\
+        --peaks ${peak_args} \\
         $args
 
     cat <<-END_VERSIONS > versions.yml
