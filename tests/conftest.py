@@ -86,3 +86,24 @@ def run_result(sim, tmp_path_factory) -> Path:
     proc = gexp_run(sim, sim / "samplesheet.csv", out, "--threads", 2)
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def gexp_test_run(tmp_path_factory) -> Path:
+    """`gexp run` on the bundled cohort with the test profile's settings: what every real
+    Nextflow run (local, containers, slurm) must reproduce byte for byte."""
+    from pipeline import copy_test_data
+
+    base = tmp_path_factory.mktemp("gexp-test-run")
+    data = copy_test_data(base / "data")
+    proc = run_gexp(
+        "run",
+        "--input", data / "samplesheet.csv",
+        "--transcriptome", data / "reference" / "transcripts.fa.gz",
+        "--gtf", data / "reference" / "genes.gtf.gz",
+        "--chrom-sizes", data / "reference" / "chrom.sizes",
+        "--mlp-epochs", 100,  # conf/test.config's mlp_epochs
+        "--outdir", base / "results",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return base / "results"

@@ -17,10 +17,7 @@ ENVS = Path(__file__).resolve().parents[1] / "envs"
 RECIPES = sorted(ENVS.glob("*Dockerfile"))
 PS_PACKAGE = re.compile(r"(?<![\w-])procps(-ng)?(?![\w-])")
 # Recipes known to lack ps: remove the entry once the recipe installs it (strict: an XPASS fails).
-KNOWN_WITHOUT_PS = {
-    "gexp.Dockerfile": "the micromamba image has no ps, and neither the recipe nor its conda "
-    "env files install procps-ng",
-}
+KNOWN_WITHOUT_PS: dict[str, str] = {}  # recipe → why it may lack ps (none may, today)
 
 
 def instructions(recipe: Path) -> str:

@@ -1,0 +1,63 @@
+"""`-profile test,podman`: every task in a real container (podman, images built from
+envs/Dockerfile on a debootstrapped Debian base), with the outputs of `gexp run`.
+
+This is the run that would have caught the image without `ps`: Nextflow's task wrapper
+needs it for the trace and report this pipeline switches on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from pipeline import (
+    ROOT,
+    assert_ok,
+    assert_same_data_outputs,
+    copy_test_data,
+    nextflow,
+    profile_args,
+    submitted,
+)
+
+pytestmark = pytest.mark.pipeline
+CONTAINERS = ROOT / "tests" / "containers"
+
+
+@pytest.fixture(scope="module")
+def images():
+    reason = None
+    if not shutil.which("podman"):
+        reason = "no podman here: apt-get install podman runc debootstrap"
+    elif os.geteuid() != 0:
+        reason = "building the images (tests/containers/build-images.sh) needs root"
+    if reason:
+        if os.environ.get("GEXP_PIPELINE_TESTS") == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    built = subprocess.run(
+        ["bash", CONTAINERS / "build-images.sh"], capture_output=True, text=True, timeout=3600
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+
+
+def test_test_profile_in_podman_equals_gexp_run(images, gexp_test_run, tmp_path):
+    data = copy_test_data(tmp_path / "data")
+    launch = tmp_path / "launch"
+    log = assert_ok(
+        nextflow(
+            "run", ROOT / "main.nf", "-profile", "test,podman",
+            "-c", CONTAINERS / "nextflow.config",
+            *profile_args(data, tmp_path / "results"),
+            cwd=launch,
+        )
+    )  # fmt: skip
+    runs = list((launch / "work").glob("*/*/.command.run"))
+    assert len(runs) == len(submitted(log)) > 20
+    engines = {("podman run" in p.read_text()) for p in runs}
+    assert engines == {True}, "every task ran in a container"
+    assert_same_data_outputs(gexp_test_run, tmp_path / "results")
+    qc = "multiqc/gexp_qc_mqc.tsv"
+    assert (tmp_path / "results" / qc).read_text() == (gexp_test_run / qc).read_text()
