@@ -92,3 +92,26 @@ def test_a_folder_naming_an_unknown_model_class_is_refused(model_copy):
     record_path.write_text(json.dumps({**record, "model": "os.system"}))
     with pytest.raises(GexpError, match="unknown model 'os.system'"):
         load_model(model_copy / "ridge")
+
+
+def test_npz_files_read_back_and_carry_no_python_specific_zip64_marks(tmp_path):
+    """write_npz: what np.load and sp.load_npz read, with members marked as zip 2.0 (no
+    forced zip64), so the bytes do not depend on the Python that wrote them (issue 15)."""
+    import zipfile
+
+    import numpy as np
+    import scipy.sparse as sp
+    from gexpcore.files import write_npz, write_sparse_npz
+
+    arrays = {"a": np.arange(12.0).reshape(3, 4), "b": np.array([1, 2], dtype=np.int32)}
+    write_npz(tmp_path / "x.npz", arrays)
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as saved:
+        assert all(
+            np.array_equal(saved[k], v) and saved[k].dtype == v.dtype for k, v in arrays.items()
+        )
+    matrix = sp.random(5, 40, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    write_sparse_npz(tmp_path / "m.npz", matrix)
+    assert (sp.load_npz(tmp_path / "m.npz") != matrix).nnz == 0
+    for name in ("x.npz", "m.npz"):
+        versions = {i.create_version for i in zipfile.ZipFile(tmp_path / name).infolist()}
+        assert versions == {20}, name

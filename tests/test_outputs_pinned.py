@@ -29,7 +29,9 @@ PINNED = {
     "accessibility/S005.tsv.gz": "69d7cedd3013cb362a2c3609a49a5968f2ead9afc0f592f0bf9ba2b18a025705",
     "accessibility/S006.tsv.gz": "47a028cd3e377b53b46638b36c330439fef2a87e68d09be5186184516cc05a6c",
     "accessibility/bins.bed": "65caf2f7e3bcbeebbb2a1756b7e7a8f1da4eb0c54689366638e5a4faebd51a8f",
-    "dataset/accessibility.npz": "9b7e66dbd58fc99558b49fe0b825a6ac722f5d4825f11cad497d3dec41684bab",
+    # Re-pinned deliberately (issue 15): same arrays, same CRCs; the zip headers no longer carry
+    # numpy's forced zip64 marks, whose version byte differs between Python 3.11.2 and 3.11.7.
+    "dataset/accessibility.npz": "48c81ece06cec37cfac3090873d85e8900e4db9b7bc60dbc67b73f681e5199d3",
     "dataset/bins.bed": "65caf2f7e3bcbeebbb2a1756b7e7a8f1da4eb0c54689366638e5a4faebd51a8f",
     "dataset/expression.tsv": "0977ea8f2443838e9ecdb55dba9428e09d9410f4e334f1c034ac0c74627362a3",
     "dataset/genes.tsv": "7ead30b58de1127e8131d43ec34674bde55435e02e768414c487b56f3ba1e767",

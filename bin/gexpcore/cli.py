@@ -112,6 +112,7 @@ def cmd_encode_samplesheet(a: argparse.Namespace) -> None:
 def cmd_localise(a: argparse.Namespace) -> None:
     from .samplesheet import (
         fetched_files,
+        fetched_map,
         localise,
         read_samplesheet,
         remote_sources,
@@ -120,8 +121,11 @@ def cmd_localise(a: argparse.Namespace) -> None:
 
     samples = read_samplesheet(a.input)
     sources = remote_sources(samples)
-    samples = localise(samples, fetched_files(sources, a.fetched) if sources else {})
-    write_validated(samples, a.out)
+    if a.fetched_map is not None:
+        fetched = fetched_map(sources, a.fetched_map)
+    else:
+        fetched = fetched_files(sources, a.fetched) if sources else {}
+    write_validated(localise(samples, fetched), a.out)
 
 
 def cmd_reference(a: argparse.Namespace) -> None:
@@ -405,7 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("localise", help="point a samplesheet's remote sources at fetched files")
     p.add_argument("--input", required=True, type=Path, help="validated samplesheet")
-    p.add_argument("--fetched", required=True, type=Path, help="folder of `gexp fetch --outdir`")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--fetched", type=Path, help="folder of `gexp fetch --outdir`")
+    given.add_argument(
+        "--fetched-map",
+        type=Path,
+        help="JSON {source: [file, …]} of where each source was fetched to; - reads stdin",
+    )
     p.add_argument("--out", required=True, type=Path, help="samplesheet to write")
     p.set_defaults(func=cmd_localise)
 

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from .bins import BinLayout, read_bin_layout, read_bins
 from .errors import GexpError
-from .files import atomic_path, atomic_write
+from .files import atomic_path, atomic_write, write_sparse_npz
 from .gene_tpm import read_sample_tpm
 from .ids import SAMPLE_ID, harmonise_chroms
 from .peak_bins import read_peak_bins
@@ -135,9 +135,7 @@ def build_dataset(
     with atomic_write(outdir / "expression" / "gene_tpm.tsv") as fh:
         table.rename_axis("gene_id").to_csv(fh, sep="\t", float_format="%.6g")
     ds = outdir / "dataset"
-    with atomic_path(ds / "accessibility.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            sp.save_npz(fh, matrix)
+    write_sparse_npz(ds / "accessibility.npz", matrix.tocsr())
     with atomic_write(ds / "expression.tsv") as fh:
         region_tpm.rename_axis("gene_id").to_csv(fh, sep="\t", float_format="%.6g")
     with atomic_write(ds / "genes.tsv") as fh:

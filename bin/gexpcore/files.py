@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,3 +156,43 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if dest.exists():
             shutil.rmtree(dest)
+
+
+# A zip member over this size needs zip64 headers; below it, none are written.
+_ZIP64_FROM = 2**31 - 2**20
+
+
+def write_npz(path: str | os.PathLike, arrays: dict, compress: bool = False) -> None:
+    """What np.savez (or savez_compressed) writes, but the same bytes on every Python.
+
+    numpy forces zip64 headers on every member, and Python 3.11.4 started to mark such
+    members with another zip version than 3.11.2 does (Debian's): a container's dataset
+    then differs from the host's by header bytes alone. Only members that need zip64 get
+    it here; they are marked alike on every Python we know of. No time stamps (1980-01-01),
+    no pickles, atomic like every other output.
+    """
+    import numpy as np
+
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", method, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            value = np.asanyarray(value)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            with zf.open(info, "w", force_zip64=value.nbytes > _ZIP64_FROM) as fh:
+                np.lib.format.write_array(fh, value, allow_pickle=False)
+
+
+def write_sparse_npz(path: str | os.PathLike, matrix) -> None:
+    """A CSR matrix as scipy.sparse.save_npz writes it (compressed), read by load_npz."""
+    write_npz(
+        path,
+        {
+            "indices": matrix.indices,
+            "indptr": matrix.indptr,
+            "format": matrix.format.encode("ascii"),
+            "shape": matrix.shape,
+            "data": matrix.data,
+        },
+        compress=True,
+    )

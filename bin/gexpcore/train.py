@@ -29,7 +29,7 @@ import pandas as pd
 from .cv import make_folds
 from .dataset import load_dataset
 from .errors import GexpError
-from .files import atomic_path, atomic_write
+from .files import atomic_write, write_npz
 from .metrics import fold_metrics, summarise
 from .models import NAMES, create
 from .models.base import Context, accessibility_features
@@ -197,9 +197,7 @@ def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):
     model = create(name)
     model.fit(x[tr], y[tr], ctx)
     pred = model.predict(x[te], ctx)
-    with atomic_path(done) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, pred=pred, key=key, history=np.asarray(ctx.history, dtype=float))
+    write_npz(done, {"pred": pred, "key": key, "history": np.asarray(ctx.history, dtype=float)})
     if ctx.checkpoint is not None:
         ctx.checkpoint.unlink(missing_ok=True)
     return pred, list(ctx.history)

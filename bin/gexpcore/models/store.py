@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import atomic_path, atomic_write
+from ..files import atomic_write, write_npz
 from . import NAMES, create
 from .base import Model
 
@@ -39,9 +39,7 @@ def save_model(model: Model, folder: str | Path) -> Path:
                 flat[f"{key}.{part}"] = np.asarray(getattr(csr, part))
         else:
             flat[key] = np.asarray(value)
-    with atomic_path(folder / ARRAYS) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **flat)
+    write_npz(folder / ARRAYS, flat)
     record = {"format": FORMAT_VERSION, "model": model.name, "sparse": sparse, "settings": settings}
     with atomic_write(folder / SETTINGS) as fh:
         json.dump(record, fh, indent=2)
