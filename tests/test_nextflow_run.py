@@ -10,7 +10,6 @@ import gzip
 import json
 
 import pytest
-from conftest import run_gexp
 from pipeline import (
     ROOT,
     assert_ok,
@@ -26,8 +25,8 @@ pytestmark = pytest.mark.pipeline
 
 
 @pytest.fixture(scope="module")
-def launch(tmp_path_factory):
-    """The bundled cohort, the first Nextflow run on it, and `gexp run` on the same input."""
+def launch(tmp_path_factory, gexp_test_run):
+    """The bundled cohort and the first Nextflow run on it (gexp_test_run: `gexp run`)."""
     base = tmp_path_factory.mktemp("nextflow-local")
     data = copy_test_data(base / "data")
     proc = nextflow(
@@ -39,23 +38,7 @@ def launch(tmp_path_factory):
         cwd=base / "launch",
     )
     log = assert_ok(proc)
-    gexp = run_gexp(
-        "run",
-        "--input",
-        data / "samplesheet.csv",
-        "--transcriptome",
-        data / "reference" / "transcripts.fa.gz",
-        "--gtf",
-        data / "reference" / "genes.gtf.gz",
-        "--chrom-sizes",
-        data / "reference" / "chrom.sizes",
-        "--mlp-epochs",
-        100,  # conf/test.config's mlp_epochs
-        "--outdir",
-        base / "gexp",
-    )
-    assert gexp.returncode == 0, gexp.stderr
-    return {"base": base, "data": data, "log": log}
+    return {"base": base, "data": data, "log": log, "gexp": gexp_test_run}
 
 
 def test_test_profile_completes_every_step(launch):
@@ -68,7 +51,7 @@ def test_test_profile_completes_every_step(launch):
 
 
 def test_outputs_equal_gexp_run(launch):
-    assert_same_data_outputs(launch["base"] / "gexp", launch["base"] / "results")
+    assert_same_data_outputs(launch["gexp"], launch["base"] / "results")
 
 
 def test_pipeline_info_records_the_checked_params(launch):
@@ -83,7 +66,7 @@ def test_report_qc_counts_the_staged_peaks(launch):
     """REPORT counts each sample's peaks from files staged into its task (a container sees
     no host path): the QC table equals gexp run's, peak counts included."""
     nf = (launch["base"] / "results" / "multiqc" / "gexp_qc_mqc.tsv").read_text()
-    gexp = (launch["base"] / "gexp" / "multiqc" / "gexp_qc_mqc.tsv").read_text()
+    gexp = (launch["gexp"] / "multiqc" / "gexp_qc_mqc.tsv").read_text()
     assert nf == gexp
     header = [ln for ln in nf.splitlines() if not ln.startswith("#")][0].split("\t")
     rows = [ln.split("\t") for ln in nf.splitlines() if not ln.startswith("#")][1:]

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_gexp
 from pipeline import (
     ROOT,
     assert_ok,
@@ -51,7 +50,7 @@ def sbatch_header(task_dir: Path) -> list[str]:
     return re.findall(r"^#SBATCH (.+)$", (task_dir / ".command.run").read_text(), re.M)
 
 
-def test_test_profile_on_slurm_equals_gexp_run(cluster, tmp_path):
+def test_test_profile_on_slurm_equals_gexp_run(cluster, gexp_test_run, tmp_path):
     data = copy_test_data(tmp_path / "data")
     launch = tmp_path / "launch"
     log = assert_ok(
@@ -71,23 +70,7 @@ def test_test_profile_on_slurm_equals_gexp_run(cluster, tmp_path):
     assert len(headers) == len(submitted(log)) > 20
     assert all(any(h.startswith("-J nf-") for h in header) for header in headers)
 
-    gexp = run_gexp(
-        "run",
-        "--input",
-        data / "samplesheet.csv",
-        "--transcriptome",
-        data / "reference" / "transcripts.fa.gz",
-        "--gtf",
-        data / "reference" / "genes.gtf.gz",
-        "--chrom-sizes",
-        data / "reference" / "chrom.sizes",
-        "--mlp-epochs",
-        100,
-        "--outdir",
-        tmp_path / "gexp",
-    )
-    assert gexp.returncode == 0, gexp.stderr
-    assert_same_data_outputs(tmp_path / "gexp", tmp_path / "results")
+    assert_same_data_outputs(gexp_test_run, tmp_path / "results")
 
 
 def test_gpu_profile_asks_slurm_for_a_gpu(cluster, tmp_path):

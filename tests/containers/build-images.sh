@@ -8,7 +8,8 @@
 # $PIP_CACHE on the host, mounted into the build, so a rebuild doesn't download them again.
 #
 # Usage: bash tests/containers/build-images.sh          (as root)
-#   BASE=...  TORCH=torch==2.13.0  PIP_CACHE=~/.cache/pip  LOG_DIR=/tmp  override the defaults.
+#   BASE=...  TORCH=torch==2.13.0  PIP_CACHE=~/.cache/pip  WHEELS=.wheels  LOG_DIR=/tmp
+#   override the defaults.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +36,13 @@ mkdir -p "$PIP_CACHE" "$LOG_DIR"
 # mount points /root/.config/pip and /root/.cache/pip.
 ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 mounts=(-v "$PIP_CACHE:/root/.cache/pip")
+# The wheels `make setup` downloaded for the host's venv (torch and its CUDA libraries, GBs):
+# the training image installs torch from them, so a CI run downloads it once, not twice.
+WHEELS=${WHEELS:-$repo/.wheels}
+if [ -d "$WHEELS" ]; then
+    mounts+=(-v "$(cd "$WHEELS" && pwd):/wheels:ro")
+    say "torch from the wheels in $WHEELS"
+fi
 if [ -f "$ca" ]; then
     conf=/var/tmp/gexp-build-pip
     mkdir -p "$conf"
