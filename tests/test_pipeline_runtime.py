@@ -144,7 +144,6 @@ UNIQUE_NAMES = {
     ("DATASET", "expression"): "GENE_TPM writes <sample id>.gene_tpm.tsv; ids are unique",
     ("DATASET", "accessibility"): "PEAK_BINS writes <sample id>.tsv.gz; ids are unique",
     ("REPORT", "kallisto"): "KALLISTO_QUANT writes a folder named by the sample id",
-    ("LOCALISE", "fetched"): "FETCH names each file by its source (see the test below)",
 }
 
 
@@ -208,7 +207,7 @@ def test_unique_name_exceptions_hold_for_sample_outputs():
 
 
 def test_fetched_file_names_never_belong_to_two_sources(tmp_path):
-    """LOCALISE stages FETCH's files flat: each name belongs to one source only."""
+    """gexp run fetches every source into one folder: each name belongs to one source only."""
     from gexpcore.fetch import cached_files, default_name, mate_name, sidecar
 
     sources = [
@@ -919,3 +918,39 @@ def test_local_runs_are_capped_by_the_machine_and_slurm_by_the_params():
     assert "Math.min(params.max_cpus as int, host_cpus)" in base
     assert "host_memory].min()" in base
     assert "cpus  : params.max_cpus," in slurm
+
+
+def test_localise_gets_fetched_files_as_nextflow_names_them():
+    """P1: a cloud task sees staged copies in its scratch folder; their paths, written into
+    the CSV that main.nf opens, would not exist there. LOCALISE takes FETCH's paths as
+    Nextflow has them (work folder or bucket URIs) and stages none of the files."""
+    localise = BY_NAME["LOCALISE"]
+    assert [i.kind for slot in process_inputs(localise) for i in slot] == ["path", "val"]
+    assert "f.toUriString()" in MAIN[MAIN.index("ch_fetched = FETCH.out.files") :]
+
+
+def test_fetched_map_names_every_source(tmp_path):
+    from gexpcore.errors import GexpError
+    from gexpcore.samplesheet import fetched_map
+
+    path = tmp_path / "map.json"
+    path.write_text(
+        '{"SRR1234567": ["s3://b/w/SRR1234567_2.fastq.gz", "s3://b/w/SRR1234567_1.fastq.gz"]}'
+    )
+    assert fetched_map(["SRR1234567"], path) == {
+        "SRR1234567": ["s3://b/w/SRR1234567_1.fastq.gz", "s3://b/w/SRR1234567_2.fastq.gz"]
+    }
+    with pytest.raises(GexpError, match="'ENCFF000AAA' has not been fetched"):
+        fetched_map(["SRR1234567", "ENCFF000AAA"], path)
+
+
+def test_the_pipeline_needs_no_plugin():
+    """No plugin registry is reachable on air-gapped clusters (or here): no `plugins {}` and
+    no `include … from 'plugin/…'`; PARAMS_CHECK applies nextflow_schema.json instead, and
+    the samplesheet has one checker for both runners (`gexp samplesheet`)."""
+    for path in [ROOT / "main.nf", ROOT / "nextflow.config", *(ROOT / "conf").glob("*.config")]:
+        text = path.read_text()
+        assert not re.search(r"^\s*plugins\s*\{", text, re.M), path.name
+        assert "from 'plugin/" not in text, path.name
+    assert "samplesheetToList" not in MAIN and "validateParameters" not in MAIN
+    assert "--input $samplesheet" in BY_NAME["SAMPLESHEET_CHECK"].script_body("script")
