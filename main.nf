@@ -96,10 +96,14 @@ workflow GEXP {
     FETCH(ch_sources.map { source -> [ source, [] ] })
     ch_versions = ch_versions.mix(FETCH.out.versions.first())
 
-    LOCALISE(
-        SAMPLESHEET_CHECK.out.csv,
-        FETCH.out.files.map { _source, files -> files }.flatten().collect().ifEmpty([])
-    )
+    // {source: [file URI, …]} on one line (LOCALISE inlines it), md5 sidecars left out
+    ch_fetched = FETCH.out.files
+        .map { source, files ->
+            [ source, (files instanceof List ? files : [files]).findAll { f -> !f.name.endsWith('.md5') }.collect { f -> f.toUriString() }.sort() ]
+        }
+        .toSortedList { a, b -> a[0] <=> b[0] }
+        .map { pairs -> groovy.json.JsonOutput.toJson(pairs.collectEntries()) }
+    LOCALISE(SAMPLESHEET_CHECK.out.csv, ch_fetched)
     ch_versions = ch_versions.mix(LOCALISE.out.versions)
     ch_valid = LOCALISE.out.csv
     ch_rows = ch_valid.splitCsv(header: true)

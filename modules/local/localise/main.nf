@@ -7,7 +7,9 @@ process LOCALISE {
 
     input:
     path samplesheet
-    path fetched, stageAs: 'fetched/*'
+    // JSON {source: [URI, …]}: FETCH's files as Nextflow names them (work folder or bucket),
+    // valid where main.nf opens this CSV. Not staged: a cloud task's copies exist only there.
+    val fetched
 
     output:
     path "samplesheet.local.csv", emit: csv
@@ -21,9 +23,11 @@ process LOCALISE {
     """
     gexp localise \\
         --input $samplesheet \\
-        --fetched fetched \\
+        --fetched-map - \\
         --out samplesheet.local.csv \\
-        $args
+        $args <<'END_FETCHED'
+    ${fetched}
+    END_FETCHED
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
@@ -38,9 +42,11 @@ process LOCALISE {
     """
     gexp localise \\
         --input $samplesheet \\
-        --fetched fetched \\
+        --fetched-map - \\
         --out samplesheet.local.csv \\
-        $args
+        $args <<'END_FETCHED'
+    ${fetched}
+    END_FETCHED
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
