@@ -70,7 +70,7 @@ def chromSizes() {
 }
 
 def runFiles(String runs) {
-    runs ? runs.tokenize(';').collect { file(it, checkIfExists: true) } : []
+    runs ? runs.tokenize(';').collect { run -> file(run, checkIfExists: true) } : []
 }
 
 workflow GEXP {
@@ -79,12 +79,12 @@ workflow GEXP {
                 // below derives from it and is a value channel too, read by every task.
 
     main:
-    ch_versions = Channel.empty()
+    ch_versions = channel.empty()
 
     // Nothing else starts until the samplesheet is valid: every input below waits for it.
     // toUriString keeps s3://, gs://, az:// and https:// (toString drops the scheme), so
     // relative entries of a remote samplesheet resolve next to it.
-    SAMPLESHEET_CHECK(samplesheet, file(params.input).parent.toUriString())
+    SAMPLESHEET_CHECK(samplesheet, samplesheet.map { sheet -> sheet.parent.toUriString() })
     ch_versions = ch_versions.mix(SAMPLESHEET_CHECK.out.versions)
 
     // Remote inputs (URLs, ENCODE files, SRA/ENA runs) are downloaded once each, verified,
@@ -239,13 +239,14 @@ workflow {
     if (workflow.profile.tokenize(',').containsAll(['gpu', 'wave'])) {
         error "-profile gpu cannot be combined with wave: Wave would build TRAIN from envs/gexp-gpu.yml, which cannot be solved without a GPU; use gpu with docker or singularity and the CUDA image (README: Containers and environments)"
     }
-    if (params.help) {
+    // .toString().toBoolean(): Nextflow 25.10's strict parser passes --flag false as "false"
+    if (params.help.toString().toBoolean()) {
         log.info helpText()
     } else {
         log.info paramsSummary()
         // Nothing starts until the parameters are valid: GEXP waits for PARAMS_CHECK.
-        def ch_checked = Channel.value('unchecked')
-        if (params.validate_params) {
+        def ch_checked = channel.value('unchecked')
+        if (params.validate_params.toString().toBoolean()) {
             PARAMS_CHECK(paramsDocument(), file("${projectDir}/nextflow_schema.json", checkIfExists: true))
             ch_checked = PARAMS_CHECK.out.json
         } else {

@@ -39,14 +39,19 @@ DATA_OUTPUTS = (
 )
 
 
-def nextflow_executable() -> Path:
-    found = os.environ.get("NEXTFLOW") or ROOT / ".nextflow-bin" / "nextflow"
-    if Path(found).is_file():
-        return Path(found)
-    reason = f"no Nextflow at {found}: run `make nextflow`"
+def require(missing: str | None) -> None:
+    """Skip a test whose tool is missing, or fail it where CI says the tools must be there."""
+    if missing is None:
+        return
     if os.environ.get("GEXP_PIPELINE_TESTS") == "required":
-        pytest.fail(reason)
-    pytest.skip(reason)
+        pytest.fail(missing)
+    pytest.skip(missing)
+
+
+def nextflow_executable() -> Path:
+    found = Path(os.environ.get("NEXTFLOW") or ROOT / ".nextflow-bin" / "nextflow")
+    require(None if found.is_file() else f"no Nextflow at {found}: run `make nextflow`")
+    return found
 
 
 def nextflow(*args: object, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -66,6 +71,16 @@ def nextflow(*args: object, cwd: Path, env: dict | None = None) -> subprocess.Co
         capture_output=True,
         text=True,
     )
+
+
+def run_test_profile(
+    data: Path, outdir: Path, launch: Path, *options: object, profile: str = "test", env=None
+) -> subprocess.CompletedProcess:
+    """`nextflow run main.nf -profile <profile> <options>` on a copy of the bundled cohort."""
+    return nextflow(
+        "run", ROOT / "main.nf", "-profile", profile, *options, *profile_args(data, outdir),
+        cwd=launch, env=env,
+    )  # fmt: skip
 
 
 def assert_ok(proc: subprocess.CompletedProcess) -> str:

@@ -17,8 +17,8 @@ from pipeline import (
     assert_ok,
     assert_same_data_outputs,
     copy_test_data,
-    nextflow,
-    profile_args,
+    require,
+    run_test_profile,
     submitted,
 )
 
@@ -28,15 +28,10 @@ CONTAINERS = ROOT / "tests" / "containers"
 
 @pytest.fixture(scope="module")
 def images():
-    reason = None
     if not shutil.which("podman"):
-        reason = "no podman here: apt-get install podman runc debootstrap"
+        require("no podman here: apt-get install podman runc debootstrap")
     elif os.geteuid() != 0:
-        reason = "building the images (tests/containers/build-images.sh) needs root"
-    if reason:
-        if os.environ.get("GEXP_PIPELINE_TESTS") == "required":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        require("building the images (tests/containers/build-images.sh) needs root")
     built = subprocess.run(
         ["bash", CONTAINERS / "build-images.sh"], capture_output=True, text=True, timeout=3600
     )
@@ -47,11 +42,9 @@ def test_test_profile_in_podman_equals_gexp_run(images, gexp_test_run, tmp_path)
     data = copy_test_data(tmp_path / "data")
     launch = tmp_path / "launch"
     log = assert_ok(
-        nextflow(
-            "run", ROOT / "main.nf", "-profile", "test,podman",
-            "-c", CONTAINERS / "nextflow.config",
-            *profile_args(data, tmp_path / "results"),
-            cwd=launch,
+        run_test_profile(
+            data, tmp_path / "results", launch, "-c", CONTAINERS / "nextflow.config",
+            profile="test,podman",
         )
     )  # fmt: skip
     runs = list((launch / "work").glob("*/*/.command.run"))

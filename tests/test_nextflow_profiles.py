@@ -11,7 +11,7 @@ from pipeline import (
     assert_ok,
     copy_test_data,
     nextflow,
-    profile_args,
+    run_test_profile,
     submitted,
 )
 
@@ -38,15 +38,7 @@ def test_stub_run_with_remote_entries_fetches_each_source_once(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
 
-    proc = nextflow(
-        "run",
-        ROOT / "main.nf",
-        "-profile",
-        "test",
-        "-stub",
-        *profile_args(data, tmp_path / "results"),
-        cwd=tmp_path / "launch",
-    )
+    proc = run_test_profile(data, tmp_path / "results", tmp_path / "launch", "-stub")
     log = assert_ok(proc)
     fetched = sorted(t for t in submitted(log) if "FETCH" in t)
     assert fetched == [
@@ -63,17 +55,7 @@ def test_stub_run_with_remote_entries_fetches_each_source_once(tmp_path):
 
 def test_stub_run_of_the_bundled_cohort(tmp_path):
     data = copy_test_data(tmp_path / "data")
-    log = assert_ok(
-        nextflow(
-            "run",
-            ROOT / "main.nf",
-            "-profile",
-            "test",
-            "-stub",
-            *profile_args(data, tmp_path / "results"),
-            cwd=tmp_path / "launch",
-        )
-    )
+    log = assert_ok(run_test_profile(data, tmp_path / "results", tmp_path / "launch", "-stub"))
     assert any("GEXP:TRAIN" in t for t in submitted(log))
 
 
@@ -87,16 +69,7 @@ def test_profile_resolves(profile, tmp_path):
 
 def test_bad_parameter_fails_before_any_step(tmp_path):
     data = copy_test_data(tmp_path / "data")
-    proc = nextflow(
-        "run",
-        ROOT / "main.nf",
-        "-profile",
-        "test",
-        "--bin_sise",
-        500,
-        *profile_args(data, tmp_path / "results"),
-        cwd=tmp_path / "launch",
-    )
+    proc = run_test_profile(data, tmp_path / "results", tmp_path / "launch", "--bin_sise", 500)
     assert proc.returncode != 0
     assert "--bin_sise: not a parameter of this pipeline (did you mean --bin_size?)" in (
         proc.stdout + proc.stderr

@@ -11,13 +11,11 @@ import json
 
 import pytest
 from pipeline import (
-    ROOT,
     assert_ok,
     assert_same_data_outputs,
     cached,
     copy_test_data,
-    nextflow,
-    profile_args,
+    run_test_profile,
     submitted,
 )
 
@@ -29,14 +27,7 @@ def launch(tmp_path_factory, gexp_test_run):
     """The bundled cohort and the first Nextflow run on it (gexp_test_run: `gexp run`)."""
     base = tmp_path_factory.mktemp("nextflow-local")
     data = copy_test_data(base / "data")
-    proc = nextflow(
-        "run",
-        ROOT / "main.nf",
-        "-profile",
-        "test",
-        *profile_args(data, base / "results"),
-        cwd=base / "launch",
-    )
+    proc = run_test_profile(data, base / "results", base / "launch")
     log = assert_ok(proc)
     return {"base": base, "data": data, "log": log, "gexp": gexp_test_run}
 
@@ -75,17 +66,7 @@ def test_report_qc_counts_the_staged_peaks(launch):
 
 def test_resume_reruns_nothing(launch):
     base = launch["base"]
-    log = assert_ok(
-        nextflow(
-            "run",
-            ROOT / "main.nf",
-            "-profile",
-            "test",
-            "-resume",
-            *profile_args(launch["data"], base / "results"),
-            cwd=base / "launch",
-        )
-    )
+    log = assert_ok(run_test_profile(launch["data"], base / "results", base / "launch", "-resume"))
     assert submitted(log) == []
     assert len(cached(log)) == len(submitted(launch["log"]))
 
@@ -95,17 +76,7 @@ def test_changed_peaks_rerun_only_what_depends_on_them(launch):
     peaks = launch["data"] / "peaks" / "S003.narrowPeak.gz"
     lines = gzip.decompress(peaks.read_bytes()).decode().splitlines(keepends=True)
     peaks.write_bytes(gzip.compress("".join(lines[: len(lines) // 2]).encode()))
-    log = assert_ok(
-        nextflow(
-            "run",
-            ROOT / "main.nf",
-            "-profile",
-            "test",
-            "-resume",
-            *profile_args(launch["data"], base / "results"),
-            cwd=base / "launch",
-        )
-    )
+    log = assert_ok(run_test_profile(launch["data"], base / "results", base / "launch", "-resume"))
     rerun = sorted(task.split(":")[-1] for task in submitted(log))
     assert rerun == [
         "DATASET (6 samples)",

@@ -1,4 +1,4 @@
-"""`-profile test,slurm` on a real one-node slurm cluster (tests/slurm/start.sh), every
+"""`-profile slurm,test` on a real one-node slurm cluster (tests/slurm/start.sh), every
 process submitted through sbatch, with the outputs of the local run and `gexp run`."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pipeline import (
     assert_ok,
     assert_same_data_outputs,
     copy_test_data,
-    nextflow,
-    profile_args,
+    require,
+    run_test_profile,
     submitted,
 )
 
@@ -28,15 +28,10 @@ SLURM = ROOT / "tests" / "slurm"
 def cluster(tmp_path_factory):
     """A running cluster: started here and stopped after the module, unless one was up."""
     missing = [t for t in ("slurmctld", "slurmd", "munged", "sbatch") if not shutil.which(t)]
-    reason = None
     if missing:
-        reason = f"no slurm here ({', '.join(missing)}): apt-get install slurm-wlm munge"
+        require(f"no slurm here ({', '.join(missing)}): apt-get install slurm-wlm munge")
     elif os.geteuid() != 0:
-        reason = "starting the test cluster (tests/slurm/start.sh) needs root"
-    if reason:
-        if os.environ.get("GEXP_PIPELINE_TESTS") == "required":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        require("starting the test cluster (tests/slurm/start.sh) needs root")
     folder = tmp_path_factory.mktemp("slurm")
     started = subprocess.run(
         ["bash", SLURM / "start.sh", folder], capture_output=True, text=True, timeout=180
@@ -54,15 +49,13 @@ def test_test_profile_on_slurm_equals_gexp_run(cluster, gexp_test_run, tmp_path)
     data = copy_test_data(tmp_path / "data")
     launch = tmp_path / "launch"
     log = assert_ok(
-        nextflow(
-            "run",
-            ROOT / "main.nf",
-            "-profile",
-            "test,slurm",
+        run_test_profile(
+            data,
+            tmp_path / "results",
+            launch,
             "-c",
             SLURM / "nextflow.config",
-            *profile_args(data, tmp_path / "results"),
-            cwd=launch,
+            profile="slurm,test",
             env=cluster,
         )
     )
@@ -74,21 +67,21 @@ def test_test_profile_on_slurm_equals_gexp_run(cluster, gexp_test_run, tmp_path)
 
 
 def test_gpu_profile_asks_slurm_for_a_gpu(cluster, tmp_path):
+    # test last: under the strict config syntax profiles apply in command-line order, and
+    # test's resourceLimits must win over slurm's
     """No GPU here: a -stub run (TRAIN's stub needs none) on the cluster's fake GPU shows what
     TRAIN asks sbatch for, and that slurm accepts it; other tasks ask for none."""
     data = copy_test_data(tmp_path / "data")
     launch = tmp_path / "launch"
     assert_ok(
-        nextflow(
-            "run",
-            ROOT / "main.nf",
-            "-profile",
-            "test,slurm,gpu",
+        run_test_profile(
+            data,
+            tmp_path / "results",
+            launch,
             "-stub",
             "-c",
             SLURM / "nextflow.config",
-            *profile_args(data, tmp_path / "results"),
-            cwd=launch,
+            profile="slurm,gpu,test",
             env=cluster,
         )
     )

@@ -89,3 +89,32 @@ def test_unreadable_params_file_is_one_line(tmp_path):
     given.write_text("{not json")
     proc = run_gexp("check-params", "--schema", ROOT / "nextflow_schema.json", "--params", given)
     assert_user_error(proc, str(given), "not valid JSON (line 1")
+
+
+def test_command_line_strings_are_read_as_the_schema_types():
+    """Nextflow 25.10's strict parser passes `--bin_size 500` as "500" and `--early_stopping
+    false` as "false": valid values, checked and recorded as the types the schema gives."""
+    strings = {
+        **VALID,
+        "bin_size": "500",
+        "early_stopping": "false",
+        "cv": "+3",
+        "min_score": "2.5",
+    }
+    assert check_params(SCHEMA, strings) == []
+    assert check_params(SCHEMA, {**VALID, "bin_size": "5OO"}) == [
+        "--bin_size: '5OO' is not of type 'integer'"
+    ]
+    assert check_params(SCHEMA, {**VALID, "region": "1"}) == []  # a string stays a string
+
+
+def test_checked_params_file_holds_the_typed_values(tmp_path):
+    given = tmp_path / "given.json"
+    given.write_text(json.dumps({"params": {**VALID, "bin_size": "500", "early_stopping": "true"}}))
+    out = tmp_path / "params.json"
+    proc = run_gexp(
+        "check-params", "--schema", ROOT / "nextflow_schema.json", "--params", given, "--out", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads(out.read_text())
+    assert written["bin_size"] == 500 and written["early_stopping"] is True

@@ -401,8 +401,9 @@ def config_params(text: str) -> dict[str, object]:
 def ext_args_words(process: str, params: dict[str, object]) -> list[str]:
     """What conf/modules.config's ext.args closure for `process` evaluates to under `params`.
 
-    Understands the forms the file uses: "--flag ${params.x}", and
-    `params.x ? "…" : ''` / `params.x != null ? "…" : ''`; anything else fails the test.
+    Understands the forms the file uses: "--flag ${params.x}", and `params.x ? "…" : ''` /
+    `params.x != null ? "…" : ''` / `params.x.toString().toBoolean() ? "…" : ''`; anything
+    else fails the test.
     """
     from nextflow_source import _split_top
 
@@ -416,10 +417,15 @@ def ext_args_words(process: str, params: dict[str, object]) -> list[str]:
         return []
     words: list[str] = []
     for item in _split_top(items):
-        conditional = re.fullmatch(r"(params\.\w+(?:\s*!=\s*null)?)\s*\?\s*(.+?)\s*:\s*''", item)
+        conditional = re.fullmatch(
+            r"(params\.\w+(?:\.toString\(\)\.toBoolean\(\)|\s*!=\s*null)?)\s*\?\s*(.+?)\s*:\s*''",
+            item,
+        )
         if conditional:
             cond, item = conditional.groups()
             value = params[re.search(r"params\.(\w+)", cond).group(1)]
+            if "toBoolean" in cond:
+                value = str(value).lower() == "true"
             if not (value is not None if "!=" in cond else value):
                 continue
         literal = re.fullmatch(r"\"(.*)\"|'(.*)'", item)
@@ -808,8 +814,8 @@ def test_object_store_paths_are_not_fetched_by_either_runner(value):
 def test_main_passes_the_samplesheet_folder_with_its_scheme():
     """Path.toString() of s3://bucket/dir is /bucket/dir: the scheme would be lost."""
     assert not re.search(r"\.parent\.toString\(\)", MAIN)
-    (arg,) = [a for a in process_calls(MAIN, "GEXP")["SAMPLESHEET_CHECK"] if "params.input" in a]
-    assert arg == "file(params.input).parent.toUriString()"
+    (arg,) = [a for a in process_calls(MAIN, "GEXP")["SAMPLESHEET_CHECK"] if ".parent" in a]
+    assert arg == "samplesheet.map { sheet -> sheet.parent.toUriString() }"
 
 
 def _sheet(tmp_path, atac_s2: str):
@@ -895,11 +901,11 @@ def test_pipeline_files_name_no_model():
 def test_proxy_variables_reach_every_container_engine():
     """P4: FETCH honours HTTP(S)_PROXY; containers see host variables only when whitelisted."""
     config = (ROOT / "nextflow.config").read_text()
-    listed = re.search(r"def passed_env = '([^']+)'", config).group(1).split(",")
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "NO_PROXY", "no_proxy"):
-        assert name in listed
     for engine in ("docker", "podman", "singularity", "apptainer"):
-        assert re.search(rf"^{engine}\.envWhitelist\s*=\s*passed_env$", config, re.M), engine
+        listed = re.search(rf"^{engine}\.envWhitelist\s*=\s*'([^']+)'$", config, re.M)
+        assert listed, engine
+        for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "NO_PROXY", "no_proxy"):
+            assert name in listed.group(1).split(","), (engine, name)
 
 
 def test_urls_in_ext_args_are_quoted():
@@ -915,8 +921,8 @@ def test_local_runs_are_capped_by_the_machine_and_slurm_by_the_params():
     """P5: the local executor refuses tasks larger than the machine; a cluster is not."""
     base = (ROOT / "conf" / "base.config").read_text()
     slurm = (ROOT / "conf" / "slurm.config").read_text()
-    assert "Math.min(params.max_cpus as int, host_cpus)" in base
-    assert "host_memory].min()" in base
+    assert "Math.min(params.max_cpus as int, Runtime.runtime.availableProcessors())" in base
+    assert "operatingSystemMXBean.totalPhysicalMemorySize" in base
     assert "cpus  : params.max_cpus," in slurm
 
 
@@ -954,3 +960,59 @@ def test_the_pipeline_needs_no_plugin():
         assert "from 'plugin/" not in text, path.name
     assert "samplesheetToList" not in MAIN and "validateParameters" not in MAIN
     assert "--input $samplesheet" in BY_NAME["SAMPLESHEET_CHECK"].script_body("script")
+
+
+# -- issue 15: what an independent reading against Nextflow 25.04/25.10 found ---------------
+
+CONFIG_FILES_ALL = [ROOT / "nextflow.config", *(ROOT / "conf").glob("*.config")]
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES_ALL, ids=lambda p: p.name)
+def test_configs_declare_no_variables(path):
+    """The strict config syntax (`nextflow lint` from 25.04, the default parser from 26.04)
+    refuses top-level variables and functions: 'Variable declarations cannot be mixed with
+    config statements'."""
+    assert not re.search(r"^\s*(def|var|final)\s", path.read_text(), re.M)
+
+
+def test_boolean_params_are_read_as_strings_too():
+    """25.10's strict parser passes `--early_stopping false` as "false", which Groovy takes as
+    true: every boolean parameter is read with .toString().toBoolean()."""
+    import json
+
+    from gexpcore.params_check import schema_properties
+
+    schema = schema_properties(json.loads((ROOT / "nextflow_schema.json").read_text()))
+    booleans = [n for n, spec in schema.items() if spec.get("type") == "boolean"]
+    assert "early_stopping" in booleans and "validate_params" in booleans
+    sources = [MAIN, *(p.read_text() for p in CONFIG_FILES_ALL)]
+    for name in booleans:
+        for text in sources:
+            for use in re.finditer(rf"params\.{name}\b(\S*)", text):
+                tail = use.group(1)
+                assert tail.startswith(".toString().toBoolean()") or re.match(
+                    r"\s*=", text[use.end() :]
+                ), f"params.{name}{tail}"
+
+
+def test_profile_lists_put_test_after_slurm():
+    """Both set resourceLimits; the classic parser applies profiles in declaration order, the
+    strict one in command-line order: only `slurm,…,test` means the same under both."""
+    texts = [
+        (ROOT / "README.md").read_text(),
+        *(p.read_text() for p in (ROOT / "tests").glob("*.py")),
+    ]
+    for text in texts:
+        for listed in re.findall(r"[-\"' ]profile[\"']?[ ,=]+[\"']?([\w,]+)", text):
+            names = listed.split(",")
+            if "test" in names and "slurm" in names:
+                assert names.index("test") > names.index("slurm"), listed
+
+
+def test_main_reads_no_parameter_file_before_the_check():
+    """A missing --input must be PARAMS_CHECK's message, not 'Argument of `file` function
+    cannot be null' while the workflow is built: no file(params.…) outside a closure."""
+    code = MAIN[MAIN.index("\nworkflow GEXP") :]
+    for match in re.finditer(r"file\(params\.(\w+)", code):
+        before = code[: match.start()]
+        assert before.count("{") - before.count("}") >= 2, f"file(params.{match.group(1)})"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -61,6 +62,27 @@ def _validator(schema: Mapping[str, Any], exists: Mapping[str, bool] | None):
     return cls(schema, format_checker=formats)
 
 
+def coerce(params: Mapping[str, Any], known: Mapping[str, dict]) -> dict[str, Any]:
+    """Command-line values as the schema types them. Nextflow 24.10 turns `--bin_size 500`
+    into a number itself; 25.10 with the strict parser (the default from 26.04) passes every
+    command-line value as a string. A string that is not a valid value is left as it is, for
+    the schema to name."""
+    typed = {}
+    for name, value in params.items():
+        kind = known.get(name, {}).get("type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if isinstance(value, str) and "string" not in kinds:
+            text = value.strip()
+            if "boolean" in kinds and text.lower() in ("true", "false"):
+                value = text.lower() == "true"
+            elif "integer" in kinds and re.fullmatch(r"[+-]?\d+", text):
+                value = int(text)
+            elif "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+                value = float(text)
+        typed[name] = value
+    return typed
+
+
 def check_params(
     schema: Mapping[str, Any],
     params: Mapping[str, Any],
@@ -68,7 +90,7 @@ def check_params(
 ) -> list[str]:
     """One line per problem, naming the parameter as the user types it (--name)."""
     known = schema_properties(schema)
-    given = {k: v for k, v in params.items() if v is not None and k not in IGNORED}
+    given = coerce({k: v for k, v in params.items() if v is not None and k not in IGNORED}, known)
     problems = []
     for name in sorted(set(given) - set(known)):
         close = difflib.get_close_matches(name.replace("-", "_"), list(known), n=1)
@@ -115,6 +137,7 @@ def validate_params_file(schema_path: Path, params_path: Path, out: Path | None)
     params = document.get("params", document)
     exists = document.get("exists") if "params" in document else None
     problems = check_params(schema, params, exists)
+    params = coerce(params, schema_properties(schema))
     if problems:
         noun = "parameter" if len(problems) == 1 else "parameters"
         raise GexpError(f"invalid {noun}: " + "; ".join(problems))
