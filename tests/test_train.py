@@ -47,6 +47,27 @@ def test_metrics_for_every_model(run_result):
     assert metrics["mean"]["cv"].startswith("group")  # the samplesheet's groups were used
 
 
+def test_metrics_carry_fold_spread_and_the_default_vs_the_best_baseline(run_result):
+    """Issue 16, item 3: every model's fold scores and standard error; the default model's
+    paired comparison with the best baseline; the report's headline says which way it went."""
+    metrics = json.loads((run_result / "model" / "metrics.json").read_text())
+    for m in metrics.values():
+        folds = [f["pearson_across_samples"] for f in m["folds"]]
+        assert m["pearson_across_samples_folds"] == folds
+        assert m["pearson_across_samples_se"] == pytest.approx(
+            np.std(folds, ddof=1) / np.sqrt(len(folds))
+        )
+    default = json.loads((run_result / "model" / "model_info.json").read_text())["default_model"]
+    vs = metrics[default]["vs_best_baseline"]
+    assert vs["baseline"] in {"ridge", "nearest", "gene_score"} and vs["baseline"] != default
+    assert vs["ci95"][0] <= vs["difference"] <= vs["ci95"][1]
+    assert len(vs["fold_differences"]) == metrics[default]["n_folds"]
+    words = {"better": "It beat the best baseline", "worse": "It did worse than the baseline",
+             "not distinguishable": "It is not distinguishable from"}[vs["verdict"]]  # fmt: skip
+    page = (run_result / "report.html").read_text()
+    assert f"Default model <strong>{default}</strong>" in page and words in page
+
+
 def test_every_prediction_comes_from_a_model_that_never_saw_the_sample(run_result):
     """Refit ridge on each fold's training samples by hand: the same held-out predictions."""
     x, expression, genes, samples, bins = load_dataset(run_result / "dataset")

@@ -191,7 +191,9 @@ def metrics_table(metrics: dict, default: str | None) -> pd.DataFrame:
             {
                 "model": name,
                 "kind": kind + (" (default)" if name == default else ""),
-                **{label: values.get(key, float("nan")) for key, label in METRIC_COLUMNS},
+                **{label: values.get(key, float("nan")) for key, label in METRIC_COLUMNS[:1]},
+                "± SE (folds)": values.get("pearson_across_samples_se", float("nan")),
+                **{label: values.get(key, float("nan")) for key, label in METRIC_COLUMNS[1:]},
                 "vs best baseline": values["pearson_across_samples"] - best_baseline
                 if kind == "learned"
                 else float("nan"),
@@ -251,6 +253,35 @@ def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
             table.to_csv(fh, sep="\t", index=False, float_format="%.4f")
 
 
+def headline(metrics: dict, default: str | None) -> str:
+    """One plain sentence: did the default beat the best baseline on this cohort, and how sure."""
+    if default not in metrics:
+        return ""
+    ours = metrics[default]
+    vs = ours.get("vs_best_baseline")
+    se = ours.get("pearson_across_samples_se", float("nan"))
+    head = (
+        f"Default model <strong>{html.escape(default)}</strong>: r across samples "
+        f"{ours['pearson_across_samples']:.3f} ± {se:.3f} (mean ± standard error over folds)."
+    )
+    if not vs:
+        return f"<p>{head}</p>"
+    base = html.escape(vs["baseline"])
+    low, high = vs["ci95"]
+    words = {
+        "better": f"It beat the best baseline, {base}",
+        "worse": f"It did worse than the baseline {base}",
+        "not distinguishable": f"It is not distinguishable from {base}",
+    }.get(vs["verdict"], f"Compared with {base}")
+    folds = ", ".join(f"{d:+.3f}" for d in vs["fold_differences"])
+    return (
+        f'<p class="headline">{head} {words}: per-gene difference in r {vs["difference"]:+.3f}, '
+        f"95 % interval [{low:+.3f}, {high:+.3f}] (bootstrap over folds and genes; by fold: "
+        f"{folds}). The default is the model with the best held-out score, so that score is "
+        "somewhat optimistic.</p>"
+    )
+
+
 def write_report(
     run: str | Path, out: str | Path | None = None, peaks: dict[str, str] | None = None
 ) -> Path:
@@ -264,10 +295,12 @@ def write_report(
     sections = [f"<h2>Samples</h2>{_table(qc, 'qc')}"]
     if metrics:
         any_model = next(iter(metrics.values()))
-        table = metrics_table(metrics, default_model(model_dir))
+        default = default_model(model_dir)
+        table = metrics_table(metrics, default)
         sections.append(
             "<h2>Held-out metrics</h2>"
-            f"<p>{any_model['n_samples']} samples, {any_model['n_genes']} genes, "
+            + headline(metrics, default)
+            + f"<p>{any_model['n_samples']} samples, {any_model['n_genes']} genes, "
             f"{any_model['n_folds']} folds ({html.escape(any_model['cv'])}). Every prediction "
             "comes from a model that never saw the sample. <em>r across samples</em> is each "
             "gene's correlation over the held-out samples of a fold, averaged over genes and "
