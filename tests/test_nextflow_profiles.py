@@ -54,9 +54,14 @@ def test_stub_run_with_remote_entries_fetches_each_source_once(tmp_path):
 
 
 def test_stub_run_of_the_bundled_cohort(tmp_path):
+    """The whole graph runs with -stub, as many tasks as tests/main.nf.test (not run here:
+    nf-test is unreachable) expects of the same run."""
     data = copy_test_data(tmp_path / "data")
     log = assert_ok(run_test_profile(data, tmp_path / "results", tmp_path / "launch", "-stub"))
     assert any("GEXP:TRAIN" in t for t in submitted(log))
+    nf_test = (ROOT / "tests" / "main.nf.test").read_text()
+    expected = int(re.search(r"trace\.succeeded\(\)\.size\(\) == (\d+)", nf_test).group(1))
+    assert len(submitted(log)) == expected
 
 
 @pytest.mark.parametrize("profile", profiles())
