@@ -28,3 +28,20 @@ def test_benchmarks_quick_mode_prints_every_measurement():
     ):
         assert f"| {step}" in proc.stdout, step
     assert "bare bedtools intersect" in proc.stdout and "original:" in proc.stdout
+
+
+def test_quantile_normalisation_gives_every_sample_one_distribution():
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location(
+        "make_progenitors",
+        ROOT / "benchmarks" / "make_progenitors.py",
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    matrix = np.random.default_rng(0).gamma(2.0, size=(50, 4))
+    result = module.quantile_normalise(matrix)
+    assert np.allclose(np.sort(result, axis=0), np.sort(matrix, axis=0).mean(axis=1)[:, None])
+    assert (np.argsort(result, axis=0) == np.argsort(matrix, axis=0)).all()  # ranks kept

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""A second real cohort of the hard kind, built from the shared blood cohort (issue 16).
+
+    python benchmarks/make_progenitors.py [--source ../shared/real/corces2016] [--out DIR]
+
+The seven closely related progenitors of Corces et al. 2016 (HSC, MPP, LMPP, CLP, GMP-A,
+GMP-B, GMP-C) only, with one consensus peak set whose signal is quantile-normalised across
+samples, as many time-course cohorts are processed: the union of the seven samples' peaks
+(bedtools merge), each sample's strongest signalValue on each consensus peak (bedtools map,
+0 where it has none), log2(1 + signal), quantile-normalised over the samples. Each sample
+is its own group, so gexp holds out 3-4 closely related samples per fold (2 folds). RNA is
+the source's, unchanged. Nothing here is tuned to a model: the recipe was fixed before any
+model ran on it. The folder is written whole, then renamed; it is git-ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT.parent / "shared" / "real" / "corces2016"
+OUT = ROOT / "benchmarks" / "cohorts" / "corces2016_progenitors"
+PROGENITORS = ("HSC", "MPP", "LMPP", "CLP", "GMP-A", "GMP-B", "GMP-C")
+
+
+def read_peaks(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t", header=None, usecols=[0, 1, 2, 6], comment="#")
+    table.columns = ["chrom", "start", "end", "signal"]
+    return table.sort_values(["chrom", "start", "end"], kind="mergesort")
+
+
+def bedtools(*args: str, stdin: str) -> str:
+    return subprocess.run(
+        ["bedtools", *args], input=stdin, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def to_bed(table: pd.DataFrame) -> str:
+    return table.to_csv(sep="\t", header=False, index=False)
+
+
+def quantile_normalise(matrix: np.ndarray) -> np.ndarray:
+    """Each column given the same distribution: the mean of the columns' sorted values."""
+    order = np.argsort(matrix, axis=0, kind="mergesort")
+    reference = np.sort(matrix, axis=0).mean(axis=1)
+    result = np.empty_like(matrix)
+    for j in range(matrix.shape[1]):
+        result[order[:, j], j] = reference
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    sheet = pd.read_csv(args.source / "samplesheet.csv").set_index("sample")
+    peaks = {s: read_peaks(args.source / sheet.loc[s, "atac"]) for s in PROGENITORS}
+
+    union = pd.concat([p[["chrom", "start", "end"]] for p in peaks.values()])
+    union = union.sort_values(["chrom", "start", "end"], kind="mergesort")
+    consensus_text = bedtools("merge", "-i", "stdin", stdin=to_bed(union))
+    consensus = pd.read_csv(io.StringIO(consensus_text), sep="\t", header=None)
+    consensus.columns = ["chrom", "start", "end"]
+    signal = np.zeros((len(consensus), len(PROGENITORS)))
+    for j, sample in enumerate(PROGENITORS):
+        sample_bed = args.out.parent / f".{sample}.bed"
+        sample_bed.parent.mkdir(parents=True, exist_ok=True)
+        sample_bed.write_text(to_bed(peaks[sample]))
+        mapped = bedtools(
+            "map", "-a", "stdin", "-b", str(sample_bed), "-c", "4", "-o", "max",
+            stdin=consensus_text,
+        )  # fmt: skip
+        sample_bed.unlink()
+        values = pd.read_csv(io.StringIO(mapped), sep="\t", header=None)[3]
+        signal[:, j] = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy()
+    normalised = quantile_normalise(np.log2(1 + signal))
+
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "peaks").mkdir(parents=True)
+    (tmp / "rna").mkdir()
+    rows = []
+    for j, sample in enumerate(PROGENITORS):
+        keep = normalised[:, j] > 0
+        table = consensus[keep].assign(
+            name=[f"consensus_{i}" for i in np.flatnonzero(keep)],
+            score=0,
+            strand=".",
+            signal=np.round(normalised[keep, j], 5),
+            p=-1,
+            q=-1,
+            summit=-1,
+        )
+        with gzip.open(tmp / "peaks" / f"{sample}.narrowPeak.gz", "wt") as fh:
+            fh.write(to_bed(table))
+        shutil.copyfile(
+            args.source / sheet.loc[sample, "rna_tpm"], tmp / "rna" / f"{sample}.genes.tsv"
+        )
+        rows.append(
+            {
+                "sample": sample,
+                "group": sample,
+                "rna_tpm": f"rna/{sample}.genes.tsv",
+                "atac": f"peaks/{sample}.narrowPeak.gz",
+            }
+        )
+    pd.DataFrame(rows).to_csv(tmp / "samplesheet.csv", index=False)
+    for name in ("genes.gtf.gz", "hg19.chrom.sizes"):
+        shutil.copyfile(args.source / name, tmp / name)
+    (tmp / "README.md").write_text(
+        "# corces2016_progenitors (generated by benchmarks/make_progenitors.py)\n\n"
+        + __doc__.split("\n\n", 2)[2].split("\n\n")[0]
+        + f"\n\nSource: {args.source} (see its README.md). Consensus peaks: {len(consensus):,}.\n"
+    )
+    shutil.rmtree(args.out, ignore_errors=True)
+    tmp.rename(args.out)
+    print(f"{args.out}: {len(PROGENITORS)} samples, {len(consensus):,} consensus peaks")
+
+
+if __name__ == "__main__":
+    main()
