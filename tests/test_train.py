@@ -349,3 +349,26 @@ def test_report_splits_per_gene_r_by_expression_level(run_result):
     page = (run_result / "report.html").read_text()
     assert 'id="levels"' in page and "vs best baseline" in page
     assert "learned (default)" in page
+
+
+def test_gene_summaries_are_built_once_per_training(run_result, tmp_path, monkeypatch):
+    """Issue 16, item 4: gene activity weights and window indexes depend on genes and bins
+    only; one training builds each once for every fold and final fit of every model."""
+    import gexpcore.models.baselines as baselines
+    import gexpcore.models.mixture as mixture
+
+    calls = []
+    original = mixture.gene_activity_weights
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(mixture, "gene_activity_weights", counted)
+    monkeypatch.setattr(baselines, "gene_activity_weights", counted)
+    train_models(run_result / "dataset", tmp_path / "m", models=["gene_score", "mixture_window"])
+    assert len(calls) == 1
+    ours = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    theirs = json.loads((run_result / "model" / "metrics.json").read_text())
+    for name in ("gene_score", "mixture_window"):  # the same numbers as built per fit
+        assert ours[name]["pearson_across_samples"] == theirs[name]["pearson_across_samples"]

@@ -117,6 +117,7 @@ def train_models(
         ).encode()
     ).hexdigest()[:16]
     progress = sys.stderr.isatty()
+    shared: dict = {}  # gene/bin summaries built once for every fold and model (Context.shared)
     metrics, histories, rows, per_gene, seconds, oof = {}, {}, [], {}, {}, {}
     for name in models:
         started = time.perf_counter()
@@ -134,6 +135,7 @@ def train_models(
                 early_stopping=early_stopping,
                 progress=progress,
                 checkpoint=out / "work" / name / f"fold{k}.ckpt",
+                shared=shared,
             )
             p, history = _fold(name, k, x, y, tr, te, ctx, out / "work" / name, key)
             pred[te], means[te] = p, y[tr].mean(axis=0)
@@ -158,8 +160,9 @@ def train_models(
         )
         rows.append(_long(name, fold_of, samples["sample"], genes["gene_id"], y, pred))
         histories[name]["final"] = _final(
-            name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress
-        )
+            name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress,
+            shared,
+        )  # fmt: skip
         # Cross-validation and the final fit: what training this model costs (kept out of
         # metrics.json, which must be identical from run to run).
         seconds[name] = round(time.perf_counter() - started, 2)
@@ -223,7 +226,9 @@ def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):
     return pred, list(ctx.history)
 
 
-def _final(name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress):
+def _final(
+    name, x, y, genes, bins, seed, device, window, epochs, early_stopping, out, progress, shared
+):
     ctx = Context(
         genes=genes,
         bins=bins,
@@ -234,6 +239,7 @@ def _final(name, x, y, genes, bins, seed, device, window, epochs, early_stopping
         early_stopping=early_stopping,
         progress=progress,
         checkpoint=out / "work" / name / "final.ckpt",
+        shared=shared,
     )
     model = create(name)
     model.fit(x, y, ctx)

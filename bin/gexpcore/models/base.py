@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,15 @@ class Context:
     checkpoint_every: float = 30.0  # seconds between checkpoints (and always at the end)
     progress: bool = False
     history: list[float] = field(default_factory=list)  # loss per epoch, filled by fit
+    # Summaries of the genes and bins alone (never of a sample): one training passes the same
+    # dict to every fold and final fit, so each is built once per run, not once per fit.
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, key: str, build: Callable[[], Any]) -> Any:
+        """The summary `key` of this run's genes and bins, built by `build` on first use."""
+        if key not in self.shared:
+            self.shared[key] = build()
+        return self.shared[key]
 
 
 class Model:

@@ -130,5 +130,7 @@ class GeneScoreModel(Model):
 
     def _score(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
         if self.weights is None:
-            self.weights = gene_activity_weights(ctx.genes, ctx.bins)
+            self.weights = ctx.summary(
+                "gene_activity_weights", lambda: gene_activity_weights(ctx.genes, ctx.bins)
+            )
         return gene_activity(x, self.weights)

@@ -73,10 +73,17 @@ class MixtureWindowModel(Model):
     def _summarise(self, x: sp.csr_matrix, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
         """Gene activity (samples × genes) and pooled windows (samples × genes × classes)."""
         if self._summaries is None:
-            index = WindowIndex(ctx.genes, ctx.bins, ctx.window)
+            index = ctx.summary(
+                f"window_index:{ctx.window}", lambda: WindowIndex(ctx.genes, ctx.bins, ctx.window)
+            )
             bin_size = int(np.median((ctx.bins["end"] - ctx.bins["start"]).to_numpy()))
-            weights = gene_activity_weights(ctx.genes, ctx.bins)
-            self._summaries = (weights, index, pooling_matrix(index, bin_size))
+            weights = ctx.summary(
+                "gene_activity_weights", lambda: gene_activity_weights(ctx.genes, ctx.bins)
+            )
+            pooling = ctx.summary(
+                f"pooling:{ctx.window}:{bin_size}", lambda: pooling_matrix(index, bin_size)
+            )
+            self._summaries = (weights, index, pooling)
         weights, index, pooling = self._summaries
         return gene_activity(x, weights), pooled_windows(x, index, pooling)
 
