@@ -73,7 +73,7 @@ benchmark-real: setup  ## every model on the real cohorts → benchmarks/real.md
 	$(PY) benchmarks/real.py $(if $(COHORT),--cohort $(COHORT))
 	$(PY) benchmarks/make_progenitors.py
 	$(PY) benchmarks/real.py --cohort benchmarks/cohorts/corces2016_progenitors \
-	  --out benchmarks/real_progenitors.md --notes /dev/null
+	  --out benchmarks/real_progenitors.md --notes benchmarks/real_progenitors.notes.md
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
