@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import logging
 import os
 import re
 import shutil
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -196,3 +198,18 @@ def write_sparse_npz(path: str | os.PathLike, matrix) -> None:
         },
         compress=True,
     )
+
+
+def read_json(path: str | os.PathLike, what: str, empty: dict | None = None) -> dict:
+    """A JSON document from a file, or from standard input when the path is `-`; `empty`,
+    if given, is what a blank document means."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
+        if empty is not None and not text.strip():
+            return empty
+        return json.loads(text)
+    except FileNotFoundError:
+        raise GexpError(f"{path}: {what} not found") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}: {exc.msg}"
+        raise GexpError(f"{path}: {what} is not valid JSON ({where})") from None

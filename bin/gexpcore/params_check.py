@@ -16,13 +16,12 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import GexpError
-from .files import atomic_write
+from .files import atomic_write, read_json
 
 PATH_FORMATS = ("file-path", "directory-path", "path")
 # Parameters Nextflow itself or nf-core boilerplate may set that are no pipeline option.
@@ -117,18 +116,6 @@ def _plain(error) -> str:
     return error.message
 
 
-def read_json(path: Path, what: str) -> dict:
-    """A JSON document from a file, or from standard input when the path is `-`."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
-        return json.loads(text)
-    except FileNotFoundError:
-        raise GexpError(f"{path}: {what} not found") from None
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}: {exc.msg}"
-        raise GexpError(f"{path}: {what} is not valid JSON ({where})") from None
-
-
 def validate_params_file(schema_path: Path, params_path: Path, out: Path | None) -> None:
     """Check the parameters main.nf wrote; on success copy them (without the exists map) to
     `out`, the run's pipeline_info/params.json; on failure, one error naming every problem."""
@@ -136,8 +123,8 @@ def validate_params_file(schema_path: Path, params_path: Path, out: Path | None)
     document = read_json(params_path, "parameters")
     params = document.get("params", document)
     exists = document.get("exists") if "params" in document else None
-    problems = check_params(schema, params, exists)
     params = coerce(params, schema_properties(schema))
+    problems = check_params(schema, params, exists)  # coercing again changes nothing
     if problems:
         noun = "parameter" if len(problems) == 1 else "parameters"
         raise GexpError(f"invalid {noun}: " + "; ".join(problems))

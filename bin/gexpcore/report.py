@@ -59,6 +59,16 @@ def _count_peaks(path: str) -> int | None:
         return None  # a BAM, or unreadable: the QC column stays empty
 
 
+def _samplesheet_peaks(run: Path) -> dict[str, str]:
+    """sample → peak file, as the run's samplesheet names it (localised if it was)."""
+    for name in ("samplesheet.local.csv", "samplesheet.valid.csv"):
+        path = run / "pipeline_info" / name
+        if path.is_file():
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+            return dict(zip(table["sample"], table["atac"], strict=True))
+    return {}
+
+
 def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:
     """One row per sample. Peaks are counted in `peaks` (sample → file) when given: a
     pipeline task sees only its staged files, not the host paths the samplesheet names."""
@@ -72,13 +82,7 @@ def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:
             run / "dataset" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False
         )
         groups = dict(zip(table["sample"], table["group"], strict=True))
-    sheet = dict(peaks or {})
-    for name in ("samplesheet.local.csv", "samplesheet.valid.csv") if peaks is None else ():
-        path = run / "pipeline_info" / name
-        if path.is_file():
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-            sheet = dict(zip(table["sample"], table["atac"], strict=True))
-            break
+    sheet = dict(peaks) if peaks is not None else _samplesheet_peaks(run)
     rows = []
     for sample, values in qc["samples"].items():
         info_path = run / "kallisto" / sample / "run_info.json"

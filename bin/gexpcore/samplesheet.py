@@ -272,14 +272,9 @@ def fetched_map(sources: list[str], path: Path) -> dict[str, list[str]]:
     """Where each source was fetched to, as the pipeline saw it: main.nf names FETCH's outputs
     by the paths Nextflow has for them (work folder or bucket URIs, valid where main.nf reads
     the samplesheet), not by the task-local copies a cloud task would see."""
-    import json
-    import sys
+    from .files import read_json
 
-    text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
-    try:
-        mapping = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise GexpError(f"{path}: fetched-files map is not valid JSON ({exc.msg})") from None
+    mapping = read_json(path, "fetched-files map", empty={})
     missing = [s for s in sources if not mapping.get(s)]
     if missing:
         raise GexpError(f"'{missing[0]}' has not been fetched (no file in the fetched-files map)")

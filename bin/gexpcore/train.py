@@ -177,12 +177,14 @@ def _compare_default(metrics: dict, oof: dict, y, fold_of, seed: int) -> str:
     """The default model (today: the best held-out r across samples, which flatters it: the
     same folds choose and score it), and its paired comparison with the best baseline, kept
     in its metrics as `vs_best_baseline`."""
-    best = max(metrics, key=lambda m: np.nan_to_num(metrics[m]["pearson_across_samples"], nan=-9))
+
+    def score(m: str) -> float:
+        return np.nan_to_num(metrics[m]["pearson_across_samples"], nan=-9)
+
+    best = max(metrics, key=score)
     compared = [m for m in metrics if m in BASELINES and m != "mean" and m != best]
     if compared:
-        baseline = max(
-            compared, key=lambda m: np.nan_to_num(metrics[m]["pearson_across_samples"], nan=-9)
-        )
+        baseline = max(compared, key=score)
         metrics[best]["vs_best_baseline"] = {
             "baseline": baseline,
             **paired_comparison(oof[best], oof[baseline], y, fold_of, seed=seed),
