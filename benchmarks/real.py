@@ -119,11 +119,41 @@ def report(cohort, metrics, info, qc, cost, run_seconds, run_mib) -> str:
         seconds, mib = cost[name]
         se = m.get("pearson_across_samples_se", float("nan"))
         lines.append(f"| {name} | {values} | {se:.3f} | {folds} | {seconds:.1f} | {mib:.0f} |")
-    lines += ["", *comparison(metrics, info["default_model"]), *targets(metrics, run_seconds), ""]
+    lines += [
+        "",
+        "fit s and peak MiB: `gexp train --models NAME` alone (the ensemble's include training "
+        "its members).",
+        "",
+        *ensemble_weights(metrics),
+        *comparison(metrics, info["default_model"], info.get("default_chosen_by")),
+        *targets(metrics, info["default_model"], run_seconds),
+        "",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def comparison(metrics: dict, default: str) -> list[str]:
+def ensemble_weights(metrics: dict) -> list[str]:
+    """The ensemble's weights, per held-out fold (from nested CV inside its training samples)
+    and final, with the James-Stein factor that shrank them towards equal."""
+    ensemble = metrics.get("ensemble")
+    if not ensemble:
+        return []
+
+    def shown(weights: dict) -> str:
+        return ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
+
+    lines = ["Ensemble weights (equal unless nested CV inside the training samples shows a "
+             "consistent gain):", ""]  # fmt: skip
+    for fold in ensemble["folds"]:
+        inner = fold.get("inner_cv", {})
+        factor = inner.get("shrinkage_factor")
+        why = f"shrinkage factor {factor:.2f}" if factor is not None else inner.get("note", "")
+        lines.append(f"- fold {fold['fold']}: {shown(fold['weights'])} ({why})")
+    lines += [f"- final model: {shown(ensemble['weights'])}", ""]
+    return lines
+
+
+def comparison(metrics: dict, default: str, chosen_by: str | None = None) -> list[str]:
     """The default model against the best baseline, paired, with its interval (metrics.json)."""
     vs = metrics.get(default, {}).get("vs_best_baseline")
     if not vs:
@@ -133,36 +163,41 @@ def comparison(metrics: dict, default: str) -> list[str]:
     return [
         f"Default **{default}** vs best baseline {vs['baseline']}: per-gene difference in r "
         f"{vs['difference']:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}] (bootstrap over folds "
-        f"and genes; by fold {folds}): **{vs['verdict']}**. The default is the best-scoring "
-        "model on these same folds, so its score is somewhat optimistic.",
+        f"and genes; by fold {folds}): **{vs['verdict']}**. "
+        + (
+            "The default was fixed before training, so its score is not flattered by the choice."
+            if chosen_by == "fixed before training"
+            else "The default is the best-scoring model on these same folds, so its score is "
+            "somewhat optimistic."
+        ),
         "",
     ]
 
 
-def targets(metrics: dict, run_seconds: float) -> list[str]:
-    """Issue 9's targets, each with whether it is met and by how much."""
+def targets(metrics: dict, default: str, run_seconds: float) -> list[str]:
+    """Issue 16's targets for the default model, each with whether it is met and by how much."""
     score = {name: m["pearson_across_samples"] for name, m in metrics.items()}
-    learned = {n: s for n, s in score.items() if n not in BASELINES}
     baselines = {n: score[n] for n in ("ridge", "nearest", "gene_score") if n in score}
-    if not learned or not baselines:
-        return ["Targets: not evaluated (a learned model or the baselines were not trained)."]
-    best, best_score = max(learned.items(), key=lambda kv: kv[1])
+    if default not in score or not baselines:
+        return ["Targets: not evaluated (the default or the baselines were not trained)."]
+    ours = score[default]
     base, base_score = max(baselines.items(), key=lambda kv: kv[1])
-    margin = best_score - base_score
+    margin = ours - base_score
 
     def verdict(ok: bool, shortfall: float) -> str:
         return "met" if ok else f"**missed by {shortfall:.3f}**"
 
     return [
-        "Targets (pearson_across_samples, best learned model "
-        f"{best} = {best_score:.3f}; best baseline {base} = {base_score:.3f}):",
+        f"Targets (pearson_across_samples; default {default} = {ours:.3f}; best baseline "
+        f"{base} = {base_score:.3f}; the first two are the blood cohort's):",
         "",
-        f"- ≥ 0.55: {verdict(best_score >= 0.55, 0.55 - best_score)}",
-        f"- ≥ 0.05 above the best baseline (margin {margin:+.3f}): "
-        f"{verdict(margin >= 0.05, 0.05 - margin)}",
-        f"- `gexp run` under 4 minutes ({run_seconds:.0f} s): "
-        f"{verdict(run_seconds < 240, (run_seconds - 240) / 60)}"
-        + ("" if run_seconds < 240 else " minutes"),
+        f"- ≥ 0.53: {verdict(ours >= 0.53, 0.53 - ours)}",
+        f"- ≥ 0.04 above the best baseline (margin {margin:+.3f}): "
+        f"{verdict(margin >= 0.04, 0.04 - margin)}",
+        f"- not below the best baseline (every cohort): {verdict(margin >= 0, -margin)}",
+        f"- `gexp run` under 3 minutes ({run_seconds:.0f} s): "
+        f"{verdict(run_seconds < 180, (run_seconds - 180) / 60)}"
+        + ("" if run_seconds < 180 else " minutes"),
     ]
 
 

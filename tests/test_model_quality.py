@@ -4,8 +4,9 @@ tests/test_real_data.py).
 The simulator puts the signal in each gene's local accessibility, so a model that reads
 it right must find it: on `gexp simulate --seed 11 --samples 40` run through `gexp run`,
 mixture_window must predict held-out samples (pearson_across_samples ≥ 0.5) no worse
-than every baseline and the proof of concept's network, and the per-gene mean must
-score 0. seed_mlp uses early stopping here to keep CI short.
+than every baseline and the proof of concept's network, the default ensemble no worse
+than every baseline, and the per-gene mean must score 0. seed_mlp uses early stopping
+here to keep CI short.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def test_mixture_window_finds_the_simulated_local_signal(tmp_path):
     assert score["mixture_window"] >= 0.5, score
     for baseline in ("ridge", "nearest", "gene_score", "seed_mlp"):
         assert score["mixture_window"] >= score[baseline], score
+    # The default, fixed before training, must not fall below any baseline either.
+    for baseline in ("ridge", "nearest", "gene_score"):
+        assert score["ensemble"] >= score[baseline], score
+    assert metrics["ensemble"]["vs_best_baseline"]["verdict"] != "worse", metrics["ensemble"]
     assert score["mean"] == 0 and metrics["mean"]["pearson_deviation"] == 0
     assert metrics["mixture_window"]["cv"] == "leave-one-group-out over 4 groups"
     assert (tmp_path / "res" / "report.html").stat().st_size > 10_000

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from conftest import run_gexp
+from gexpcore.simulate import simulate
 
 
 def _digest(folder):
@@ -114,3 +116,30 @@ def test_truth_tpm_sums_and_depends_on_accessibility(sim):
     table["centred"] = table["log_tpm"] - table.groupby("gene")["log_tpm"].transform("mean")
     gap = table.groupby("open")["centred"].mean()
     assert gap[True] - gap[False] > 0.5
+
+
+def _between_group_share(out: Path) -> float:
+    """Median over elements of the share of their (logit) accessibility variance that the
+    samples' groups explain: the truth the option controls, computed from truth/ alone."""
+    access = pd.read_csv(out / "truth" / "element_accessibility.tsv.gz", sep="\t", index_col=0)
+    groups = pd.read_csv(out / "samplesheet.csv").set_index("sample")["group"]
+    logit = np.log(access / (1 - access))
+    centred = logit.sub(logit.mean(axis=1), axis=0)
+    between = logit.T.groupby(groups).transform("mean").T.sub(logit.mean(axis=1), axis=0)
+    return float(((between**2).sum(axis=1) / (centred**2).sum(axis=1)).median())
+
+
+def test_group_separation_makes_closely_related_conditions(tmp_path):
+    shares = {}
+    for separation in (1.5, 0.3):
+        out = tmp_path / str(separation)
+        simulate(out, seed=5, samples=16, genes=60, reads=500, group_separation=separation)
+        shares[separation] = _between_group_share(out)
+    # Same seed, same elements: only how far apart the groups are changes.
+    assert shares[0.3] < 0.6 * shares[1.5], shares
+
+
+def test_group_separation_must_not_be_negative(tmp_path):
+    proc = run_gexp("simulate", "--outdir", tmp_path / "s", "--group-separation", "-1")
+    assert proc.returncode == 2 and "must be 0 or more" in proc.stderr, proc.stderr
+    assert not (tmp_path / "s").exists()

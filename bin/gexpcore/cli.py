@@ -56,6 +56,7 @@ def cmd_simulate(a: argparse.Namespace) -> None:
         groups=a.groups,
         reads=a.reads,
         noise=a.noise,
+        group_separation=a.group_separation,
     )
     print(sheet)
 
@@ -80,6 +81,16 @@ def cmd_check_fastq(a: argparse.Namespace) -> None:
 
     reads = check_fastqs(a.sample, a.read1, a.read2 or [])
     print(reads)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
 
 
 def _fetcher(a: argparse.Namespace):
@@ -345,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_positive_int, default=4, help="biosample groups")
     p.add_argument("--reads", type=_positive_int, default=100_000, help="fragments per sample")
     p.add_argument("--noise", type=float, default=0.3, help="biological noise (sd of log TPM)")
+    p.add_argument(
+        "--group-separation",
+        type=_non_negative_float,
+        default=1.5,
+        help="how far apart the groups' accessibility programs are, against a within-group sd "
+        "of 0.6; 0.3 makes closely related conditions (a time course of one cell type)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("samplesheet", help="validate a samplesheet; write it with absolute paths")

@@ -16,7 +16,9 @@ Accessibility
     ±100 kb; background elements (not linked to any gene) fall every ~25 kb.
     Samples belong to `groups` biosample classes. There is one accessibility
     program per group; a sample's program activities are
-    z[s, k] = 1.5·[group(s) = k] + N(0, 0.6²). Each element has a baseline
+    z[s, k] = d·[group(s) = k] + N(0, 0.6²), with d = --group-separation (1.5).
+    A small d (0.3, say) makes closely related conditions, as in a time course of
+    one cell type: groups differ by less than samples within a group. Each element has a baseline
     logit b ~ N(−0.3, 1.2²) (promoters: N(0, 0.8²), so they vary between
     samples) and, for 60 % of elements, a loading w ~ U(1, 2.5) on one program
     (the rest are constitutive). Its latent accessibility in a sample is
@@ -171,6 +173,7 @@ def simulate(
     groups: int = 4,
     reads: int = 100_000,
     noise: float = 0.3,
+    group_separation: float = 1.5,
 ) -> Path:
     """Write the cohort under `outdir` and return the samplesheet path."""
     rng = np.random.default_rng(seed)
@@ -183,7 +186,9 @@ def simulate(
 
     sample_ids = [f"S{i + 1:03d}" for i in range(samples)]
     group_of = np.arange(samples) % max(1, groups)
-    z = 1.5 * np.eye(max(1, groups))[group_of] + rng.normal(0, 0.6, (samples, max(1, groups)))
+    z = group_separation * np.eye(max(1, groups))[group_of] + rng.normal(
+        0, 0.6, (samples, max(1, groups))
+    )
     base = rng.normal(-0.3, 1.2, n_el)
     is_promoter = (elements["kind"] == "promoter").to_numpy()
     base[is_promoter] = rng.normal(0.0, 0.8, is_promoter.sum())  # promoters vary between samples

@@ -1,4 +1,5 @@
-"""The models gexp trains: baselines, the proof of concept's network, and the mixture model."""
+"""The models gexp trains: baselines, the proof of concept's network, the mixture model, and
+the ensemble of the mixture model with two baselines (the default)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ..errors import GexpError
 if TYPE_CHECKING:  # the names stay importable without numpy, pandas or torch (the CLI needs them)
     from .base import Model
 
-NAMES = ("mean", "ridge", "nearest", "gene_score", "seed_mlp", "mixture_window")
+NAMES = ("mean", "ridge", "nearest", "gene_score", "seed_mlp", "mixture_window", "ensemble")
 BASELINES = ("mean", "ridge", "nearest", "gene_score")
 
 
@@ -23,6 +24,10 @@ def create(name: str) -> Model:
         from .mixture import MixtureWindowModel
 
         return MixtureWindowModel()
+    if name == "ensemble":
+        from .ensemble import EnsembleModel
+
+        return EnsembleModel()
     from .baselines import GeneScoreModel, MeanModel, NearestModel, RidgeModel
 
     classes = {

@@ -38,6 +38,9 @@ class Context:
     # Summaries of the genes and bins alone (never of a sample): one training passes the same
     # dict to every fold and final fit, so each is built once per run, not once per fit.
     shared: dict[str, Any] = field(default_factory=dict)
+    # The samplesheet groups of the samples being fitted, for a model's own nested CV (the
+    # ensemble holds out whole groups inside the training samples, as train.py does outside).
+    groups: tuple[str, ...] = ()
 
     def summary(self, key: str, build: Callable[[], Any]) -> Any:
         """The summary `key` of this run's genes and bins, built by `build` on first use."""
@@ -59,6 +62,7 @@ class Model:
     name = "model"
     arrays: tuple[str, ...] = ()
     settings: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()  # models this one combines, saved beside it (the ensemble)
 
     def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
         raise NotImplementedError
@@ -98,6 +102,14 @@ def accessibility_features(x: sp.csr_matrix) -> sp.csr_matrix:
     x.data *= np.repeat(scale, np.diff(x.indptr)).astype(np.float32)
     x.data = np.log1p(x.data)
     return x
+
+
+DENSE_MODELS = ("ridge", "seed_mlp")  # hold a dense samples × bins matrix
+
+
+def fits_in_memory(name: str, shape: tuple[int, int]) -> bool:
+    """Whether model `name` can train on samples × bins input (only dense models are limited)."""
+    return name not in DENSE_MODELS or dense_cells(name, shape) <= DENSE_LIMIT
 
 
 def dense_cells(name: str, shape: tuple[int, int]) -> int:

@@ -68,7 +68,16 @@ def load_model(folder: str | Path) -> Model:
         raise GexpError(
             f"{folder}: the saved {record['model']} model is incomplete ({exc})"
         ) from None
+    if model.members:  # an ensemble: its members are the models saved beside it
+        model.attach({name: _member(folder, name) for name in model.members})
     return model
+
+
+def _member(folder: Path, name: str) -> Model:
+    try:
+        return load_model(folder.parent / name)
+    except GexpError as exc:
+        raise GexpError(f"{folder}: its member {name} cannot be loaded: {exc}") from None
 
 
 def _record(folder: Path) -> dict:

@@ -1,0 +1,157 @@
+"""The default model: an ensemble fixed before training, weights only from nested CV.
+
+What must hold: its weights for a held-out fold never depend on that fold's samples;
+they stay equal unless the inner folds show a consistent gain; it is the default
+and says so; and a saved ensemble predicts exactly the weighted mean of its saved
+members, through `gexp predict`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from conftest import assert_user_error, run_gexp
+from gexpcore.models.ensemble import shrunk_weights, simplex_grid
+from gexpcore.train import train_models
+
+FAST = {"seed_mlp": 50}
+
+
+def test_the_simplex_grid_holds_every_weighting_in_tenths():
+    grid = simplex_grid(3)
+    assert len(grid) == 66  # C(12, 2) compositions of 10 tenths into 3 parts
+    assert np.allclose(grid.sum(axis=1), 1) and (grid >= 0).all()
+    assert len({tuple(row) for row in grid}) == 66
+
+
+def _folds(n_folds: int, per_fold: int) -> np.ndarray:
+    return np.repeat(np.arange(n_folds), per_fold)
+
+
+def test_weights_stay_equal_without_consistent_inner_evidence():
+    rng = np.random.default_rng(0)
+    fold_of = _folds(3, 4)
+    y = rng.normal(size=(12, 200))
+    # Three members of pure noise: any "best" weighting is chance, so the factor must be 0.
+    preds = [rng.normal(size=y.shape) for _ in range(3)]
+    weights, evidence = shrunk_weights(preds, y, fold_of)
+    gain, se = evidence["gain_over_equal"], evidence["gain_se"]
+    expected = max(0.0, 1 - (se / gain) ** 2) if gain > 0 else 0.0
+    assert evidence["shrinkage_factor"] == pytest.approx(expected)
+    grid_best = np.array(evidence["best_grid_weights"])
+    np.testing.assert_allclose(weights, 1 / 3 + expected * (grid_best - 1 / 3), atol=1e-9)
+
+
+def test_weights_follow_a_member_that_is_better_in_every_inner_fold():
+    rng = np.random.default_rng(1)
+    fold_of = _folds(4, 4)
+    y = rng.normal(size=(16, 300))
+    good = y + 0.3 * rng.normal(size=y.shape)
+    preds = [good, rng.normal(size=y.shape), rng.normal(size=y.shape)]
+    weights, evidence = shrunk_weights(preds, y, fold_of)
+    assert evidence["best_grid_weights"] == [1.0, 0.0, 0.0]
+    assert evidence["shrinkage_factor"] > 0.9
+    assert weights[0] > 0.9 and np.isclose(weights.sum(), 1)
+
+
+def _twelve_sample_dataset(run_result: Path, out: Path) -> Path:
+    """The simulated 6-sample dataset twice over (the copy perturbed), in 4 groups of 3, so
+    that each outer training fold (9 samples, 3 groups) is large enough for nested CV."""
+    src = run_result / "dataset"
+    shutil.copytree(src, out)
+    rng = np.random.default_rng(7)
+    x = sp.load_npz(src / "accessibility.npz").tocsr()
+    copy = x.copy()
+    copy.data = copy.data * rng.uniform(0.5, 1.5, size=copy.data.size).astype(copy.data.dtype)
+    sp.save_npz(out / "accessibility.npz", sp.vstack([x, copy]).tocsr())
+    expression = pd.read_csv(src / "expression.tsv", sep="\t", index_col=0)
+    twin = expression * rng.uniform(0.5, 1.5, size=expression.shape)
+    twin.columns = [f"{c}b" for c in expression.columns]
+    pd.concat([expression, twin], axis=1).to_csv(out / "expression.tsv", sep="\t")
+    samples = pd.read_csv(src / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    twins = samples.assign(sample=samples["sample"] + "b")
+    both = pd.concat([samples, twins], ignore_index=True)
+    both["group"] = [f"G{i // 3}" for i in range(len(both))]
+    both.to_csv(out / "samples.tsv", sep="\t", index=False)
+    return out
+
+
+def test_a_folds_weights_never_see_that_fold(run_result, tmp_path):
+    data = _twelve_sample_dataset(run_result, tmp_path / "ds")
+    first = train_models(data, tmp_path / "a", ["ensemble"], epochs=FAST)
+    fold0 = first["ensemble"]["folds"][0]
+    assert first["ensemble"]["cv"] == "leave-one-group-out over 4 groups"
+    assert fold0["inner_cv"]["folds"] == 3, fold0  # nested CV ran inside the 9 training samples
+    # Scramble the held-out fold's expression: its score moves, its weights must not.
+    expression = pd.read_csv(data / "expression.tsv", sep="\t", index_col=0)
+    held_out = expression.columns[:3]  # group G0, fold 0
+    rng = np.random.default_rng(3)
+    expression[held_out] = rng.permutation(expression[held_out].to_numpy())
+    expression.to_csv(data / "expression.tsv", sep="\t")
+    second = train_models(data, tmp_path / "b", ["ensemble"], epochs=FAST)
+    again = second["ensemble"]["folds"][0]
+    assert again["weights"] == fold0["weights"] and again["inner_cv"] == fold0["inner_cv"]
+    assert again["pearson_across_samples"] != fold0["pearson_across_samples"]
+    # Folds 1-3 train on the scrambled samples, so their inner evidence may move.
+    assert list(first) == ["mixture_window", "ridge", "nearest", "ensemble"]  # members added
+
+
+def test_the_ensemble_is_the_default_and_says_how_it_was_chosen(run_result):
+    info = json.loads((run_result / "model" / "model_info.json").read_text())
+    assert info["default_model"] == "ensemble"
+    assert info["default_chosen_by"] == "fixed before training"
+    metrics = json.loads((run_result / "model" / "metrics.json").read_text())
+    weights = metrics["ensemble"]["weights"]
+    assert list(weights) == ["mixture_window", "ridge", "nearest"]
+    assert sum(weights.values()) == pytest.approx(1)
+    assert metrics["ensemble"]["vs_best_baseline"]["baseline"] in ("ridge", "nearest", "gene_score")
+    report = (run_result / "report.html").read_text()
+    assert "fixed before training" in report
+
+
+def test_without_the_ensemble_the_default_is_flagged_as_chosen_on_the_folds(run_result, tmp_path):
+    train_models(run_result / "dataset", tmp_path / "m", ["ridge", "nearest"], epochs=FAST)
+    info = json.loads((tmp_path / "m" / "model_info.json").read_text())
+    assert info["default_chosen_by"] == "best held-out score"
+    assert info["default_model"] in ("ridge", "nearest")
+
+
+def _predicted(model_dir: Path, sim: Path, out: Path, name: str) -> np.ndarray:
+    proc = run_gexp(
+        "predict", "--model", model_dir, "--atac", sim / "peaks" / "S001.narrowPeak.gz",
+        "--outdir", out / name, "--model-name", name,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out / name / "S001.predicted_tpm.tsv", sep="\t")
+    return table["predicted_log1p_tpm"].to_numpy()
+
+
+def test_a_saved_ensemble_predicts_the_weighted_mean_of_its_saved_members(
+    run_result, sim, tmp_path
+):
+    model_dir = run_result / "model"
+    saved = json.loads((model_dir / "ensemble" / "model.json").read_text())
+    weights = np.load(model_dir / "ensemble" / "model.npz")["weights"]
+    members = saved["settings"]["members"]
+    expected = sum(
+        w * _predicted(model_dir, sim, tmp_path, m) for w, m in zip(weights, members, strict=True)
+    )
+    np.testing.assert_allclose(_predicted(model_dir, sim, tmp_path, "ensemble"), expected, 1e-5)
+
+
+def test_an_ensemble_without_its_member_folder_is_refused_in_one_line(run_result, sim, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(run_result / "model", copy)
+    shutil.rmtree(copy / "ridge")
+    proc = run_gexp(
+        "predict", "--model", copy, "--atac", sim / "peaks" / "S001.narrowPeak.gz",
+        "--outdir", tmp_path / "out",
+    )  # fmt: skip
+    assert_user_error(proc, "its member ridge cannot be loaded")
+    assert not (tmp_path / "out").exists()
