@@ -8,7 +8,7 @@ WHEELS ?= .wheels
 NEXTFLOW_VERSION := 24.10.0
 NXF    := .nextflow-bin/nextflow
 
-.PHONY: setup nextflow demo test test-pipeline lint benchmark benchmark-real clean
+.PHONY: setup nextflow demo test test-slow test-pipeline test-all lint benchmark benchmark-real clean
 
 $(VENV)/.installed: pyproject.toml
 	@missing=""; for t in kallisto bedtools samtools; do command -v $$t >/dev/null || missing=1; done; \
@@ -37,20 +37,35 @@ $(NXF): assets/nextflow/pom.xml assets/nextflow/nextflow.sh Makefile
 
 nextflow: $(NXF)  ## Nextflow $(NEXTFLOW_VERSION) from Maven Central → .nextflow-bin/nextflow
 
-demo: setup  ## simulate a cohort and run the whole pipeline on it
+# The samplesheet is written last, so it marks a finished simulation: a second `make demo`
+# keeps the cohort (same files, same mtimes) and `gexp run` resumes every step in seconds.
+demo/sim/samplesheet.csv: | $(VENV)/.installed
 	$(VENV)/bin/gexp simulate --outdir demo/sim
+
+demo: setup demo/sim/samplesheet.csv  ## simulate a cohort and run the whole pipeline on it
 	$(VENV)/bin/gexp run --input demo/sim/samplesheet.csv \
 	  --transcriptome demo/sim/reference/transcripts.fa.gz \
 	  --gtf demo/sim/reference/genes.gtf.gz --chrom-sizes demo/sim/reference/chrom.sizes \
 	  --outdir demo/results
 
-test: setup  ## lint, then every test (real kallisto, bedtools and headless Chromium)
-	@command -v chromium >/dev/null || { \
+# Three tiers; .ci/run runs all of them. `make test` is the everyday one (under 10 minutes on
+# 2 cores once the venv exists): unit and integration tests with the real kallisto, bedtools and
+# headless Chromium, sharing one simulated `gexp run` per session (tests/conftest.py).
+CHROMIUM := @command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: setup  ## lint, then every test but the slow end-to-end ones (real tools, headless Chromium)
+	$(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -m "not pipeline" --durations=15
+	$(PY) -m pytest -m "not slow and not pipeline" --durations=15
+
+# The slow end-to-end checks (tests marked `slow`): model quality on the simulator, the real
+# cohort subset, whole `gexp run`s with SIGKILL and resume, fetching from a local server.
+test-slow: setup  ## the slow end-to-end checks: model quality, real data, whole runs, SIGKILL
+	$(CHROMIUM)
+	$(PY) -m pytest -m "slow and not pipeline" --durations=15
 
 # The real Nextflow runs (tests marked `pipeline`): the test profile with the local executor,
 # -stub runs, every profile, podman containers and a one-node slurm cluster. Installs podman,
@@ -63,6 +78,8 @@ test-pipeline: setup $(NXF)  ## the real nextflow run: local, -stub, profiles, p
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PIPELINE_APT); \
 	fi
 	GEXP_PIPELINE_TESTS=required $(PY) -m pytest -m pipeline --durations=15
+
+test-all: test test-slow test-pipeline  ## all three tiers, as .ci/run does
 
 benchmark: setup  ## genome-wide benchmarks → benchmarks/results.md (about 10 minutes)
 	$(PY) benchmarks/run.py

@@ -222,7 +222,7 @@ def helpText() {
         def shown = spec['default'] != null ? " [default: ${spec['default']}]" : ''
         lines << "  --${name.padRight(22)} ${spec['description'] ?: ''}${shown}"
     }
-    lines << '' << 'Every parameter, input and output: README.md and nextflow_schema.json.'
+    lines << '' << 'Every parameter and input: docs/usage.md and nextflow_schema.json; every output: docs/output.md.'
     lines.join('\n')
 }
 
@@ -237,7 +237,7 @@ workflow {
     // With a conda recipe set, Wave builds from it and ignores the container; the gpu
     // profile's CUDA environment cannot be solved without a GPU, so refuse the pair up front.
     if (workflow.profile.tokenize(',').containsAll(['gpu', 'wave'])) {
-        error "-profile gpu cannot be combined with wave: Wave would build TRAIN from envs/gexp-gpu.yml, which cannot be solved without a GPU; use gpu with docker or singularity and the CUDA image (README: Containers and environments)"
+        error "-profile gpu cannot be combined with wave: Wave would build TRAIN from envs/gexp-gpu.yml, which cannot be solved without a GPU; use gpu with docker or singularity and the CUDA image (docs/usage.md: GPU)"
     }
     // .toString().toBoolean(): Nextflow 25.10's strict parser passes --flag false as "false"
     if (params.help.toString().toBoolean()) {

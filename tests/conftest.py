@@ -81,9 +81,12 @@ def gexp_run(sim: Path, sheet: Path, outdir: Path, *extra: object) -> subprocess
 
 @pytest.fixture(scope="session")
 def run_result(sim, tmp_path_factory) -> Path:
-    """One complete `gexp run` on the small cohort, shared read-only by several suites."""
+    """One complete `gexp run` on the small cohort, shared read-only by several suites; every
+    model is asked for, the opt-in seed_mlp included, so each one's folder is tested."""
+    from gexpcore.models import NAMES
+
     out = tmp_path_factory.mktemp("res")
-    proc = gexp_run(sim, sim / "samplesheet.csv", out, "--threads", 2)
+    proc = gexp_run(sim, sim / "samplesheet.csv", out, "--threads", 2, "--models", ",".join(NAMES))
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -38,6 +38,8 @@ def test_mixture_window_finds_the_simulated_local_signal(tmp_path):
         "--outdir",
         tmp_path / "res",
         "--early-stopping",
+        "--models",
+        "mean,ridge,nearest,gene_score,seed_mlp,mixture_window,ensemble",  # seed_mlp is opt-in
     )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "res" / "model" / "metrics.json").read_text())

@@ -33,9 +33,7 @@ def real_run(tmp_path_factory) -> Path:
         REAL / "hg19.chrom.sizes",
         "--outdir",
         out,
-        "--mlp-epochs",
-        50,  # seed_mlp fits here (140 k bins); full length is for benchmarks
-    )
+    )  # gexp run's defaults: the default set and the default model, as users get them
     assert proc.returncode == 0, proc.stderr
     return out
 

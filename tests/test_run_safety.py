@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -245,3 +246,37 @@ def test_a_file_system_without_locks_warns_and_runs(tmp_path, monkeypatch, caplo
     monkeypatch.setattr(fcntl, "flock", broken)
     with pytest.raises(OSError), lock.folder_lock(tmp_path / "out", "gexp run"):
         pass
+
+
+def _group_members(pgid: int) -> list[str]:
+    """Command lines of the live processes in process group pgid (from /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(cmdline)
+    return members
+
+
+@pytest.mark.slow
+def test_a_run_killed_alone_leaves_no_child_behind(tmp_path):
+    """SIGKILL to gexp alone, as the OOM killer sends it: kallisto must not outlive it
+    (blocked on a FASTQ pipe that nobody feeds, it used to run on for hours)."""
+    out = tmp_path / "killed"
+    run = start_gexp(*run_args(out))
+    try:
+        wait_for(lambda: list((out / "kallisto").glob(".S00*.tmp*")) or run.poll() is not None)
+        wait_for(lambda: any("kallisto" in c for c in _group_members(run.pid)), timeout=30)
+        os.kill(run.pid, signal.SIGKILL)  # the main process only, not its group
+        assert run.wait() == -signal.SIGKILL
+        deadline = time.monotonic() + 10
+        while _group_members(run.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group_members(run.pid) == [], "children of the killed run survived it"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)

@@ -6,19 +6,20 @@ import gzip
 import json
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import assert_user_error, run_gexp
+from conftest import ROOT, assert_user_error, run_gexp
 from gexpcore.dataset import load_dataset
 from gexpcore.errors import GexpError
 from gexpcore.models import NAMES, create
 from gexpcore.models.base import Context, accessibility_features
 from gexpcore.models.store import load_model
-from gexpcore.train import train_models
+from gexpcore.train import DEFAULT_MODELS, train_models
 
 FAST = {"seed_mlp": 20}
 KEYS = {
@@ -133,7 +134,7 @@ def test_interrupted_training_resumes_finished_folds(run_result, tmp_path, monke
 
 
 def test_threads_are_respected(run_result, tmp_path):
-    train_models(run_result / "dataset", tmp_path / "m", ["mean"], threads=1)
+    train_models(run_result / "dataset", tmp_path / "m", ["seed_mlp"], threads=1, epochs=FAST)
     assert torch.get_num_threads() == 1
 
 
@@ -173,6 +174,24 @@ def test_mixture_window_never_builds_a_samples_by_bins_matrix(run_result, monkey
     ctx = Context(genes, bins, epochs=FAST)
     model.fit(x, y, ctx)
     assert model.predict(x[:2], ctx).shape == (2, len(genes))
+
+
+def test_the_default_set_leaves_out_seed_mlp_and_never_imports_torch(run_result, tmp_path):
+    """seed_mlp is opt-in (issue 17): without it, training must not pay for importing torch."""
+    code = (
+        "import sys; from gexpcore.train import DEFAULT_MODELS, train_models; "
+        f"m = train_models({str(run_result / 'dataset')!r}, {str(tmp_path / 'm')!r}); "
+        "print(list(m), 'torch' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT / "bin", capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("] ")[1].strip() == "False", proc.stdout
+    assert list(DEFAULT_MODELS) == [m for m in NAMES if m != "seed_mlp"]
+    assert str(list(DEFAULT_MODELS)) in proc.stdout
+    info = json.loads((tmp_path / "m" / "model_info.json").read_text())
+    assert "torch" not in info["versions"] and info["default_model"] == "ensemble"
 
 
 def test_saved_models_hold_what_prediction_needs(run_result):
@@ -320,12 +339,14 @@ def test_default_models_leave_out_dense_ones_that_cannot_fit(
     monkeypatch.setattr(base, "DENSE_LIMIT", 1000)
     caplog.set_level("WARNING", logger="gexp")
     metrics = train_models(run_result / "dataset", tmp_path / "m", epochs=FAST)
-    assert list(metrics) == [m for m in NAMES if m not in ("ridge", "seed_mlp")]
-    assert "ridge left out" in caplog.text and "seed_mlp left out" in caplog.text
-    # seed_mlp's size is its network, not the input matrix
-    assert "× 500 first-layer weights, with their gradients and Adam state" in caplog.text
+    assert list(metrics) == [m for m in DEFAULT_MODELS if m != "ridge"]
+    assert "ridge left out" in caplog.text
+    assert metrics["ensemble"]["weights"].keys() == {"mixture_window", "nearest"}
     with pytest.raises(GexpError, match="use mixture_window"):
         train_models(run_result / "dataset", tmp_path / "n", ["ridge"], epochs=FAST)
+    # seed_mlp's size is its network, not the input matrix
+    with pytest.raises(GexpError, match="× 500 first-layer weights, with their gradients"):
+        train_models(run_result / "dataset", tmp_path / "o", ["seed_mlp"], epochs=FAST)
 
 
 def test_report_splits_per_gene_r_by_expression_level(run_result):
@@ -372,3 +393,22 @@ def test_gene_summaries_are_built_once_per_training(run_result, tmp_path, monkey
     theirs = json.loads((run_result / "model" / "metrics.json").read_text())
     for name in ("gene_score", "mixture_window"):  # the same numbers as built per fit
         assert ours[name]["pearson_across_samples"] == theirs[name]["pearson_across_samples"]
+
+
+def test_predict_warns_when_the_sample_was_in_training(run_result, sim, tmp_path):
+    """Issue 17: a training sample's prediction is not held-out, whatever its file is called."""
+    peaks = sim / "peaks" / "S001.narrowPeak.gz"
+    renamed = tmp_path / "unknown.narrowPeak.gz"
+    shutil.copyfile(peaks, renamed)
+    proc = run_gexp("predict", "--model", run_result / "model", "--atac", renamed,
+                    "--outdir", tmp_path / "a")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "trained on this sample" in proc.stderr and "training sample S001" in proc.stderr
+    # One peak fewer: a sample the model has not seen, and no warning.
+    lines = gzip.decompress(peaks.read_bytes()).decode().splitlines(keepends=True)
+    new = tmp_path / "new.narrowPeak"
+    new.write_text("".join(lines[1:]))
+    proc = run_gexp("predict", "--model", run_result / "model", "--atac", new,
+                    "--outdir", tmp_path / "b")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "trained on this sample" not in proc.stderr

@@ -301,15 +301,16 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--models",
-        help=f"comma-separated, from {', '.join(NAMES)} (default: all; "
-        "dense ones that cannot fit in memory are then left out)",
+        help=f"comma-separated, from {', '.join(NAMES)} (default: all but the opt-in "
+        "seed_mlp; dense ones that cannot fit in memory are then left out). The default model "
+        "is ensemble, which also trains its members",
     )
     p.add_argument("--cv", type=_positive_int, default=5, help="folds (grouped when possible)")
     p.add_argument(
         "--device",
         default="auto",
         choices=("auto", "cpu", "cuda"),
-        help="auto: cuda when available, else cpu",
+        help="for torch models (seed_mlp); auto: cuda when available, else cpu",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed for folds and training")
     p.add_argument(
@@ -318,7 +319,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
         default=100_000,
         help="mixture_window: bp on each side of the TSS (default: %(default)s)",
     )
-    p.add_argument("--mlp-epochs", type=_positive_int, help="seed_mlp epochs (default 1000)")
+    p.add_argument("--mlp-epochs", type=_positive_int, help="seed_mlp epochs (default: 1000)")
     p.add_argument(
         "--early-stopping",
         action="store_true",
@@ -515,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--outdir", required=True, type=Path, help="folder for <sample>.predicted_tpm.tsv"
     )
-    p.add_argument("--model-name", help="which model (default: the best held-out one)")
+    p.add_argument(
+        "--model-name", help="which model (default: the default model of model_info.json, ensemble)"
+    )
     p.add_argument("--sample", help="sample id for the output name (default: from the file)")
     p.set_defaults(func=cmd_predict)
 

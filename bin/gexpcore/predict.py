@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from .bins import read_bins
 from .errors import GexpError
 from .files import atomic_write, require_file
-from .models.base import Context, accessibility_features
+from .models.base import Context, accessibility_digest, accessibility_features
 from .models.store import load_model
 from .peak_bins import bin_bam, bin_peaks, is_bam, read_peak_bins
 from .reference import read_genes
@@ -51,6 +51,20 @@ def _binned(atac: Path, model_dir: Path, info: dict, n_bins: int) -> pd.DataFram
         ) from None
 
 
+def _warn_if_trained_on(x: sp.csr_matrix, atac: Path, info: dict) -> None:
+    """A sample the model was trained on gets a prediction that is not held-out: say so."""
+    digest = accessibility_digest(x)
+    seen = [s for s, d in info.get("training_samples", {}).items() if d == digest]
+    if seen:
+        log.warning(
+            "%s: the model was trained on this sample (its accessibility is that of training "
+            "sample %s), so this prediction is not held-out; its held-out prediction is in the "
+            "training run's model/predictions.tsv",
+            atac.name,
+            seen[0],
+        )
+
+
 def predict(
     model_dir: str | Path,
     atac: str | Path,
@@ -80,6 +94,7 @@ def predict(
         ),
         shape=(1, len(bins)),
     )
+    _warn_if_trained_on(x, atac, info)
     model = load_model(model_dir / name)
     ctx = Context(genes=genes, bins=bins, device="cpu", window=info.get("window", 100_000))
     log1p = model.predict(accessibility_features(x), ctx)[0]

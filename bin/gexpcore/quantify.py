@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .fastq_check import FastqFeed, check_fastqs, heads_are_valid, reads_if_valid
 from .files import atomic_dir, atomic_path
-from .tools import require_tool, run_tool, tool_failed
+from .tools import dies_with_parent, require_tool, run_tool, tool_failed
 
 log = logging.getLogger("gexp")
 
@@ -87,7 +87,7 @@ def kallisto_quant_checked(
         log.debug("running: %s", " ".join(cmd))
         feed.start()
         with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            proc = subprocess.Popen(dies_with_parent(cmd), stdout=subprocess.DEVNULL, stderr=err)
             while proc.poll() is None:
                 if feed.failed():
                     proc.kill()

@@ -42,6 +42,45 @@ METRIC_COLUMNS = [
 # by construction).
 COMPARED = tuple(name for name in BASELINES if name != "mean")
 LEVELS = ("low", "mid", "high")
+# The QC table as the page shows it: names with units (qc.json and MultiQC keep the keys).
+QC_HEADERS = {
+    "reads": "RNA-seq fragments",
+    "pseudoaligned_pct": "pseudoaligned (%)",
+    "peaks": "ATAC-seq peaks",
+    "open_bins": "open bins (count)",
+    "genes_detected": "genes detected (TPM > 0)",
+}
+INTRO = (
+    "<p>gexp predicts each gene's expression (log1p TPM) in a sample from that sample's "
+    "chromatin accessibility (ATAC-seq) alone. Every number below is <em>held-out</em>: each "
+    "sample was predicted by models trained without it (and, when the samplesheet has "
+    "groups, without any sample of its group), so the scores say how well a model does on "
+    "samples it has never seen.</p>"
+)
+METRIC_LEGEND = (
+    "<dl>"
+    "<dt>r across samples (per fold)</dt><dd>the headline: each gene's Pearson r between "
+    "predicted and observed over the held-out samples of one fold, averaged over genes, then "
+    "over folds. Predicting each gene's training mean scores exactly 0.</dd>"
+    "<dt>± SE (folds)</dt><dd>standard error of that score over folds: differences smaller "
+    "than about twice it are noise.</dd>"
+    "<dt>r of deviations</dt><dd>per-gene r between predicted and observed differences from "
+    "the gene's training mean, all folds pooled (also credits predicting differences between "
+    "groups).</dd>"
+    "<dt>r across genes</dt><dd>per sample, r over genes: high for every model, the mean "
+    "included, because genes differ far more from each other than samples do.</dd>"
+    "<dt>MSE log1p</dt><dd>mean squared error of log1p TPM.</dd>"
+    "<dt>r across samples (pooled)</dt><dd>the headline computed over all folds at once. "
+    "Baselines go below 0 here by construction: a fold's training mean moves away from its "
+    "held-out samples, so pooling folds anti-correlates it with them.</dd>"
+    "<dt>median per-gene r (pooled)</dt><dd>the median over genes of the pooled r; negative "
+    "for the mean for the same reason.</dd>"
+    "<dt>skill over mean</dt><dd>1 − squared error of the model / squared error of the "
+    "training mean: above 0 when the model's errors are smaller.</dd>"
+    "<dt>vs best baseline</dt><dd>a learned model's r across samples minus that of the best "
+    "of ridge, nearest and gene_score.</dd>"
+    "</dl>"
+)
 
 
 def _count_peaks(path: str) -> int | None:
@@ -118,37 +157,58 @@ def _plots(model_dir: Path, metrics: dict) -> list[tuple[str, str]]:
 
     plots = []
     names = list(metrics)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
     values = [metrics[m]["pearson_across_samples"] for m in names]
-    ax.bar(names, values, color="#4c72b0")
+    errors = [metrics[m].get("pearson_across_samples_se", 0.0) for m in names]
+    bars = ax.bar(names, values, yerr=np.nan_to_num(errors), capsize=3, color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=2, fontsize=8)
     ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("model")
     ax.set_ylabel("held-out r across samples")
-    ax.set_title("Held-out performance by model")
+    ax.set_title("Held-out performance by model (bars: ± SE over folds)")
+    ax.tick_params(axis="x", labelrotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.margins(y=0.15)
     plots.append(("Held-out r across samples, by model", _png(fig)))
 
     predictions = pd.read_csv(model_dir / "predictions.tsv", sep="\t")
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), squeeze=False)
+    centred = predictions.groupby(["model", "gene_id"])["observed_log1p"].transform("mean")
+    predictions = predictions.assign(
+        obs=predictions["observed_log1p"] - centred, pred=predictions["predicted_log1p"] - centred
+    )
+    # One scale for every panel, from the observed deviations (a wild model must not squeeze the
+    # others); points beyond it are drawn on the edge.
+    low, high = np.nanpercentile(predictions["obs"], [0.5, 99.5]) if len(predictions) else (0, 0)
+    limit = 1.1 * max(abs(low), abs(high), 0.1)
+    fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3.3), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, name in zip(axes[0], names, strict=True):
         part = predictions[predictions["model"] == name]
-        centred = part.groupby("gene_id")["observed_log1p"].transform("mean")
-        part = part.assign(
-            obs=part["observed_log1p"] - centred, pred=part["predicted_log1p"] - centred
-        )
         if len(part) > 20_000:
             part = part.iloc[rng.choice(len(part), 20_000, replace=False)]
-        ax.scatter(part["obs"], part["pred"], s=2, alpha=0.3, color="#55a868")
+        ax.scatter(
+            part["obs"].clip(-limit, limit), part["pred"].clip(-limit, limit),
+            s=2, alpha=0.3, color="#55a868",
+        )  # fmt: skip
+        ax.plot([-limit, limit], [-limit, limit], color="grey", lw=0.8, ls="--")
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
         ax.set_title(name)
         ax.set_xlabel("observed − gene mean")
     axes[0][0].set_ylabel("predicted − gene mean")
-    fig.suptitle("Held-out predictions: deviations from each gene's mean (log1p TPM)", y=1.04)
+    fig.suptitle(
+        "Held-out predictions: deviations from each gene's mean (log1p TPM; dashed: perfect; "
+        "same scale in every panel, points beyond it on the edge)",
+        y=1.04,
+    )
     plots.append(("Observed against predicted (held-out)", _png(fig)))
 
     per_gene = pd.read_csv(model_dir / "per_gene_r.tsv", sep="\t", index_col=0)
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name in names:
         if name in per_gene and name != "mean":
-            ax.hist(per_gene[name].dropna(), bins=30, alpha=0.5, label=name)
+            ax.hist(per_gene[name].dropna(), bins=30, histtype="step", lw=1.5, label=name)
     ax.set_xlabel("per-gene r across held-out samples")
     ax.set_ylabel("genes")
     if ax.get_legend_handles_labels()[0]:  # no histogram when only the mean was trained
@@ -310,7 +370,7 @@ def write_report(
     metrics = None
     if (model_dir / "metrics.json").is_file():
         metrics = json.loads((model_dir / "metrics.json").read_text())
-    sections = [f"<h2>Samples</h2>{_table(qc, 'qc')}"]
+    sections = [INTRO, f"<h2>Samples</h2>{_table(qc.rename(columns=QC_HEADERS), 'qc')}"]
     if metrics:
         any_model = next(iter(metrics.values()))
         default, chosen_by = default_model(model_dir)
@@ -320,11 +380,9 @@ def write_report(
             + headline(metrics, default, chosen_by)
             + f"<p>{any_model['n_samples']} samples, {any_model['n_genes']} genes, "
             f"{any_model['n_folds']} folds ({html.escape(any_model['cv'])}). Every prediction "
-            "comes from a model that never saw the sample. <em>r across samples</em> is each "
-            "gene's correlation over the held-out samples of a fold, averaged over genes and "
-            "folds: the per-gene mean scores 0 there. <em>vs best baseline</em> is a model's r "
-            "across samples minus that of the best of ridge, nearest and gene_score.</p>"
+            "comes from a model that never saw the sample; the columns are explained below.</p>"
             + _table(table, "metrics")
+            + METRIC_LEGEND
         )
         levels = per_gene_by_level(run)
         if levels is not None:
@@ -348,6 +406,8 @@ table.data {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
 table.data th, table.data td {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; }}
 table.data th {{ background: #f3f3f3; text-align: left; }}
 img {{ max-width: 100%; }}
+dt {{ font-weight: bold; margin-top: 0.4em; }}
+dd {{ margin-left: 1.5em; }}
 </style></head><body>
 <h1>gexp report</h1>
 <p>{html.escape(str(run.resolve()))} · gexp {__version__} ·

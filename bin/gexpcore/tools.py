@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from .errors import GexpError
@@ -22,13 +23,22 @@ def require_tool(name: str) -> str:
     return path
 
 
+def dies_with_parent(cmd: list) -> list[str]:
+    """cmd, run so that the kernel kills it when gexp dies (PR_SET_PDEATHSIG via util-linux
+    setpriv, which then execs the tool). A gexp killed alone, by SIGKILL or the OOM killer,
+    would otherwise leave kallisto blocked on a FASTQ pipe that nobody feeds any more."""
+    cmd = [str(c) for c in cmd]
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
+
+
 def run_tool(cmd: list[str], what: str, stdout: Path | None = None) -> str:
     """Run a tool; on failure raise one line with the tool's own last words."""
     require_tool(cmd[0])
     log.debug("running: %s", " ".join(map(str, cmd)))
     out = open(stdout, "wb") if stdout else subprocess.PIPE
     try:
-        proc = subprocess.run([str(c) for c in cmd], stdout=out, stderr=subprocess.PIPE)
+        proc = subprocess.run(dies_with_parent(cmd), stdout=out, stderr=subprocess.PIPE)
     finally:
         if stdout:
             out.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,19 @@ class Model:
             setattr(self, key, arrays[key])
         for key in self.settings:
             setattr(self, key, settings[key])
+
+
+def accessibility_digest(row: sp.spmatrix) -> str:
+    """A fingerprint of one sample's binned accessibility (raw values, before scaling): train
+    records one per training sample so that predict knows a training sample when it sees one
+    again, whatever its file is called."""
+    row = sp.csr_matrix(row, dtype=np.float32)
+    row.sum_duplicates()
+    row.eliminate_zeros()
+    row.sort_indices()
+    digest = hashlib.sha256(row.indices.astype(np.int64).tobytes())
+    digest.update(row.data.astype(np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def accessibility_features(x: sp.csr_matrix) -> sp.csr_matrix:

@@ -83,16 +83,21 @@ def train(
                 waited += 1
                 stop = waited >= patience
         bar.update(1)
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
+        bar.set_postfix(loss=f"{history[-1]:.4g}")
         if not ctx.progress and (epoch + 1) % max(1, epochs // 5) == 0:
-            log.info("%s: epoch %d/%d loss %.4f", name, epoch + 1, epochs, history[-1])
+            label = _fit_label(ctx)
+            log.info("%s %s: epoch %d/%d loss %.4g", name, label, epoch + 1, epochs, history[-1])
         due = time.monotonic() - last_save >= ctx.checkpoint_every or epoch + 1 == epochs
         if ctx.checkpoint is not None and due:
             _save(ctx.checkpoint, key, net, optimiser, epoch + 1, history, best, best_state, waited)
             last_save = time.monotonic()
         if stop:
             log.info(
-                "%s: early stop at epoch %d (best validation loss %.4f)", name, epoch + 1, best
+                "%s %s: early stop at epoch %d (best validation loss %.4g)",
+                name,
+                _fit_label(ctx),
+                epoch + 1,
+                best,
             )
             break
     bar.close()
@@ -100,6 +105,11 @@ def train(
         net.load_state_dict(best_state)
     ctx.history[:] = history
     return net
+
+
+def _fit_label(ctx: Context) -> str:
+    """Which fit this is, for the log: fold0, fold1, …, or final (from its checkpoint name)."""
+    return ctx.checkpoint.stem if ctx.checkpoint is not None else "fit"
 
 
 def _save(path, key, net, optimiser, epoch, history, best, best_state, waited) -> None:
