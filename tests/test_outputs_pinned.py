@@ -22,12 +22,14 @@ from conftest import ROOT, gexp_run
 
 DATA = ROOT / "tests" / "data"
 PINNED = {
-    "accessibility/S001.tsv.gz": "dc26f1288d3231504e09b4b4ce12d5f0658cfed0e2248f9e3da745e962eff4f5",
-    "accessibility/S002.tsv.gz": "3e8928a81c5b5c2eacc78d110f6c459acf7fbcb646ea786aa1787eb493d63a38",
-    "accessibility/S003.tsv.gz": "09bd7e005cca73e586dbfbc0969fda34b8868b5e10a03e98f31c937db90859db",
-    "accessibility/S004.tsv.gz": "1737f36454bbcb37ef9c34098c8eee2babebd8b853a6b6d3917eac41b996694b",
-    "accessibility/S005.tsv.gz": "69d7cedd3013cb362a2c3609a49a5968f2ead9afc0f592f0bf9ba2b18a025705",
-    "accessibility/S006.tsv.gz": "47a028cd3e377b53b46638b36c330439fef2a87e68d09be5186184516cc05a6c",
+    # Re-pinned deliberately (issue 17): gzip level 1 instead of 6, same content (the
+    # dataset built from these files is unchanged, digests below).
+    "accessibility/S001.tsv.gz": "4f262fc0189204796796916b6273a89bde71a905bc5d142a6ba814f75ccbc6cc",
+    "accessibility/S002.tsv.gz": "91390078282c99bea5d74434ed485667ae0a64c07321cb0caf334efb3bbb5bf5",
+    "accessibility/S003.tsv.gz": "021cf567aaed5edecdd7d756a143aa9e4b6abd95693f6ec79db5d63cf8b4a8f6",
+    "accessibility/S004.tsv.gz": "325fc8b61e612bc4bd4f5f456a056d1d4555757f00e618e657bf38a3b4137f8d",
+    "accessibility/S005.tsv.gz": "a502f8df7745f5f110f6852205c422b782f10abc65b46960dcc14bb8e577dec5",
+    "accessibility/S006.tsv.gz": "6238417cc5c734a32f3153316486c216090f6c2030ffa43bd0239f046aaf9e68",
     "accessibility/bins.bed": "65caf2f7e3bcbeebbb2a1756b7e7a8f1da4eb0c54689366638e5a4faebd51a8f",
     # Re-pinned deliberately (issue 15): same arrays, same CRCs; the zip headers no longer carry
     # numpy's forced zip64 marks, whose version byte differs between Python 3.11.2 and 3.11.7.

@@ -128,14 +128,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[io.IOBase]:
-    """Open a temporary file for writing (gzipped when the name ends in .gz)."""
+def atomic_write(path: str | os.PathLike, mode: str = "w", level: int = 6) -> Iterator[io.IOBase]:
+    """Open a temporary file for writing (gzipped at `level` when the name ends in .gz)."""
     with atomic_path(path) as tmp:
         if not str(path).endswith(".gz"):
             with open(tmp, mode) as fh:
                 yield fh
             return
-        with open(tmp, "wb") as raw, deterministic_gzip(raw) as gz:
+        with open(tmp, "wb") as raw, deterministic_gzip(raw, level) as gz:
             if "b" in mode:
                 yield gz
             else:
