@@ -412,3 +412,17 @@ def test_predict_warns_when_the_sample_was_in_training(run_result, sim, tmp_path
                     "--outdir", tmp_path / "b")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "trained on this sample" not in proc.stderr
+
+
+def test_early_stopping_records_the_validation_curve_beside_the_training_one(run_result, tmp_path):
+    train_models(run_result / "dataset", tmp_path / "m", ["seed_mlp"], epochs=FAST,
+                 early_stopping=True)  # fmt: skip
+    history = json.loads((tmp_path / "m" / "history.json").read_text())["seed_mlp"]
+    # A validation split needs 5 training samples: the final fit (6) has one, the folds (3) not.
+    assert len(history["final validation"]) == len(history["final"]) > 0
+    assert "fold0 validation" not in history
+    plain = tmp_path / "plain"
+    train_models(run_result / "dataset", plain, ["seed_mlp"], epochs=FAST)
+    assert not any(
+        "validation" in run for run in json.loads((plain / "history.json").read_text())["seed_mlp"]
+    )

@@ -223,11 +223,13 @@ def _plots(model_dir: Path, metrics: dict) -> list[tuple[str, str]]:
         for ax, (name, runs) in zip(axes[0], curves.items(), strict=True):
             for run_name, losses in runs.items():
                 if losses:
-                    ax.plot(range(1, len(losses) + 1), losses, label=run_name, lw=1)
+                    dashed = run_name.endswith("validation")  # --early-stopping's held-out split
+                    ax.plot(range(1, len(losses) + 1), losses, label=run_name, lw=1,
+                            ls="--" if dashed else "-")  # fmt: skip
             ax.set_title(name)
             ax.set_xlabel("epoch")
             ax.set_yscale("log")
-        axes[0][0].set_ylabel("training loss (MSE)")
+        axes[0][0].set_ylabel("loss (MSE; dashed: validation split)")
         axes[0][-1].legend(fontsize=7)
         plots.append(("Training curves", _png(fig)))
     return plots

@@ -161,8 +161,10 @@ def train_models(
             if name == "ensemble":
                 p, history, extra = _ensemble_fold(k, x, y, tr, te, ctx, out / "work", key, oof)
             else:
-                p, history = _fold(name, k, x, y, tr, te, ctx, out / "work" / name, key)
+                p, history, validation = _fold(name, k, x, y, tr, te, ctx, out / "work" / name, key)
                 extra = {}
+                if validation:  # seed_mlp with --early-stopping: its validation split's loss
+                    histories[name][f"fold{k} validation"] = validation
             pred[te], means[te] = p, y[tr].mean(axis=0)
             folds.append({"fold": k, **fold_metrics(p, y[te], y[tr].mean(axis=0)), **extra})
             histories[name][f"fold{k}"] = history
@@ -199,6 +201,8 @@ def train_models(
         )
         model = _final(name, x, y, final_ctx, out, finals)
         histories[name]["final"] = list(final_ctx.history)
+        if final_ctx.validation:
+            histories[name]["final validation"] = list(final_ctx.validation)
         if name in ENSEMBLE_MEMBERS:
             finals[name] = model
         if name == "ensemble":
@@ -280,14 +284,23 @@ def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):
         saved = np.load(done, allow_pickle=False)
         if str(saved["key"]) == key and saved["pred"].shape == (int(te.sum()), y.shape[1]):
             log.info("%s fold %d: finished in an earlier run, reused", name, k)
-            return saved["pred"], saved["history"].tolist()
+            validation = saved["validation"].tolist() if "validation" in saved.files else []
+            return saved["pred"], saved["history"].tolist(), validation
     model = create(name)
     model.fit(x[tr], y[tr], ctx)
     pred = model.predict(x[te], ctx)
-    write_npz(done, {"pred": pred, "key": key, "history": np.asarray(ctx.history, dtype=float)})
+    write_npz(
+        done,
+        {
+            "pred": pred,
+            "key": key,
+            "history": np.asarray(ctx.history, dtype=float),
+            "validation": np.asarray(ctx.validation, dtype=float),
+        },
+    )
     if ctx.checkpoint is not None:
         ctx.checkpoint.unlink(missing_ok=True)
-    return pred, list(ctx.history)
+    return pred, list(ctx.history), list(ctx.validation)
 
 
 def _final(name: str, x, y, ctx: Context, out: Path, finals: dict) -> Model:

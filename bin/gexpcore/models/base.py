@@ -36,6 +36,8 @@ class Context:
     checkpoint_every: float = 30.0  # seconds between checkpoints (and always at the end)
     progress: bool = False
     history: list[float] = field(default_factory=list)  # loss per epoch, filled by fit
+    # validation loss per epoch, filled by fit when it holds out a validation split
+    validation: list[float] = field(default_factory=list)
     # Summaries of the genes and bins alone (never of a sample): one training passes the same
     # dict to every fold and final fit, so each is built once per run, not once per fit.
     shared: dict[str, Any] = field(default_factory=dict)

@@ -49,13 +49,14 @@ def train(
     optimiser = torch.optim.Adam(net.parameters(), lr=lr)
     cuda = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=cuda)
-    start, history, best, best_state, waited = 0, [], float("inf"), None, 0
+    start, history, validation, best, best_state, waited = 0, [], [], float("inf"), None, 0
     if ctx.checkpoint is not None and ctx.checkpoint.is_file():
         saved = torch.load(ctx.checkpoint, map_location=device, weights_only=False)
         if saved.get("key") == key:
             net.load_state_dict(saved["net"])
             optimiser.load_state_dict(saved["optimiser"])
             start, history = saved["epoch"], saved["history"]
+            validation = saved.get("validation", [])
             best, best_state, waited = saved["best"], saved["best_state"], saved["waited"]
             log.info("%s: resuming from the checkpoint at epoch %d", name, start)
     bar = _bar(ctx.progress, epochs, start, name)
@@ -77,6 +78,7 @@ def train(
         stop = False
         if validate is not None:
             score = validate()
+            validation.append(score)
             if score < best - 1e-6:
                 best, best_state, waited = score, copy.deepcopy(net.state_dict()), 0
             else:
@@ -89,7 +91,8 @@ def train(
             log.info("%s %s: epoch %d/%d loss %.4g", name, label, epoch + 1, epochs, history[-1])
         due = time.monotonic() - last_save >= ctx.checkpoint_every or epoch + 1 == epochs
         if ctx.checkpoint is not None and due:
-            _save(ctx.checkpoint, key, net, optimiser, epoch + 1, history, best, best_state, waited)
+            progress = {"epoch": epoch + 1, "history": history, "validation": validation}
+            _save(ctx.checkpoint, key, net, optimiser, progress, best, best_state, waited)
             last_save = time.monotonic()
         if stop:
             log.info(
@@ -104,6 +107,7 @@ def train(
     if best_state is not None:
         net.load_state_dict(best_state)
     ctx.history[:] = history
+    ctx.validation[:] = validation
     return net
 
 
@@ -112,7 +116,7 @@ def _fit_label(ctx: Context) -> str:
     return ctx.checkpoint.stem if ctx.checkpoint is not None else "fit"
 
 
-def _save(path, key, net, optimiser, epoch, history, best, best_state, waited) -> None:
+def _save(path, key, net, optimiser, progress: dict, best, best_state, waited) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(
@@ -120,8 +124,7 @@ def _save(path, key, net, optimiser, epoch, history, best, best_state, waited) -
             "key": key,
             "net": net.state_dict(),
             "optimiser": optimiser.state_dict(),
-            "epoch": epoch,
-            "history": history,
+            **progress,  # epoch, history, validation
             "best": best,
             "best_state": best_state,
             "waited": waited,
