@@ -426,3 +426,16 @@ def test_early_stopping_records_the_validation_curve_beside_the_training_one(run
     assert not any(
         "validation" in run for run in json.loads((plain / "history.json").read_text())["seed_mlp"]
     )
+
+
+def test_the_sample_table_never_shows_none_or_nan(run_result):
+    from gexpcore.report import _shown
+
+    row = {"sample": "B", "group": "", "reads": None, "pseudoaligned_pct": None}
+    missing = pd.DataFrame([{**row, "peaks": float("nan"), "open_bins": 3, "genes_detected": 30}])
+    row = _shown(missing).iloc[0]
+    assert row["RNA-seq fragments"] == row["pseudoaligned (%)"] == row["ATAC-seq peaks"] == "–"
+    assert row["open bins (count)"] == "3"
+    page = (run_result / "report.html").read_text()
+    table = page[page.index('id="qc"') : page.index("</table>", page.index('id="qc"'))]
+    assert "None" not in table and "nan" not in table.lower() and "pseudoaligned (%)" in table

@@ -140,6 +140,21 @@ def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _shown(qc: pd.DataFrame) -> pd.DataFrame:
+    """The QC table as the page shows it: headers with units, counts as whole numbers, and
+    "–" where a value does not apply (a BAM has no peaks; given TPM, no kallisto run)."""
+
+    def text(column: str, value) -> str:
+        if value is None or pd.isna(value):
+            return "–"
+        if column == "pseudoaligned_pct":
+            return f"{float(value):.1f}"
+        return f"{int(value)}" if column in QC_HEADERS else str(value)
+
+    shown = pd.DataFrame({c: [text(c, v) for v in qc[c]] for c in qc.columns})
+    return shown.rename(columns=QC_HEADERS)
+
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
@@ -372,7 +387,7 @@ def write_report(
     metrics = None
     if (model_dir / "metrics.json").is_file():
         metrics = json.loads((model_dir / "metrics.json").read_text())
-    sections = [INTRO, f"<h2>Samples</h2>{_table(qc.rename(columns=QC_HEADERS), 'qc')}"]
+    sections = [INTRO, f"<h2>Samples</h2>{_table(_shown(qc), 'qc')}"]
     if metrics:
         any_model = next(iter(metrics.values()))
         default, chosen_by = default_model(model_dir)
