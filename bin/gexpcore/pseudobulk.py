@@ -1,0 +1,329 @@
+"""`gexp pseudobulk`: paired bulk-like samples from one single-cell multiome library.
+
+A 10x Multiome (or SHARE-seq) library measures RNA and ATAC in the same cells. The
+user's cell table (`barcode,group[,donor]`, barcodes as Cell Ranger writes them)
+says which cells belong together; every (group[, donor]) with at least
+`min_cells` cells becomes one pseudobulk sample, or K pseudo-replicates of disjoint
+cells (assigned by a seeded shuffle) when `replicates` > 1.
+
+- RNA: the cells' UMI counts (filtered_feature_bc_matrix.h5, "Gene Expression"
+  features) summed per gene, then TPM with each gene's length taken as the union of
+  its exons in the GTF (UMIs count molecules, not bases, so this only puts genes on
+  the TPM scale that bulk samples use; it is what a bulk TPM of the same cells
+  would be if coverage were uniform).
+- ATAC: the cells' fragments (atac_fragments.tsv.gz, read through its tabix index
+  one chromosome at a time, so memory does not grow with the file) counted per bin
+  as Tn5 cut sites: both ends of each fragment (start and end − 1), each fragment
+  once whatever its duplicate count. Written as a narrowPeak whose "peaks" are the
+  bins with a cut and whose signalValue is the count, so PEAK_BINS (signal mode)
+  gives back exactly these counts and `gexp predict` takes the file unchanged.
+
+Each library also gets `<library>.samples.tsv` (cells, UMIs, fragments per sample)
+and `<library>.samplesheet.csv`, a bulk samplesheet (sample, group, rna_tpm, atac)
+that `gexp run --input` takes as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .bins import BinLayout, read_bin_layout
+from .errors import GexpError
+from .files import atomic_write, require_file
+from .ids import chrom_renames, strip_versions
+from .tenx import GENE_EXPRESSION, read_10x_h5
+
+log = logging.getLogger("gexp")
+
+MIN_CELLS = 50
+BATCH = 500_000  # fragments parsed at a time
+
+
+@dataclass
+class PseudobulkSample:
+    sample: str
+    library: str
+    group: str
+    donor: str
+    replicate: int
+    barcodes: list[str]
+
+
+def read_cells(path: str | Path, known: set[str]) -> pd.DataFrame:
+    """The cell table, checked: columns barcode, group[, donor]; every barcode in the h5."""
+    path = require_file(path, "cell table")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GexpError(f"cell table {path}: not a readable CSV ({exc})") from None
+    missing = {"barcode", "group"} - set(table.columns)
+    if missing:
+        raise GexpError(
+            f"cell table {path}: needs columns barcode,group[,donor]; missing "
+            f"{', '.join(sorted(missing))}"
+        )
+    if "donor" not in table.columns:
+        table["donor"] = ""
+    for i, row in enumerate(table.itertuples(index=False), start=2):
+        if not row.barcode or not row.group:
+            raise GexpError(f"cell table {path}, line {i}: empty barcode or group")
+        if row.barcode not in known:
+            raise GexpError(
+                f"cell table {path}, line {i}: barcode {row.barcode} is not a cell of the "
+                "library's h5 (barcodes as Cell Ranger writes them, e.g. AAACAGCCAAACTCAT-1)"
+            )
+    duplicated = table["barcode"].duplicated()
+    if duplicated.any():
+        line = int(np.flatnonzero(duplicated.to_numpy())[0]) + 2
+        raise GexpError(f"cell table {path}, line {line}: barcode listed twice")
+    return table[["barcode", "group", "donor"]]
+
+
+def _name(*parts: str) -> str:
+    """A sample name from its parts, safe as a file name and a samplesheet id."""
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p) for p in parts if p)
+
+
+def pseudobulk_samples(
+    cells: pd.DataFrame,
+    library: str,
+    min_cells: int = MIN_CELLS,
+    replicates: int = 1,
+    seed: int = 0,
+) -> list[PseudobulkSample]:
+    """One sample per (group, donor) with at least min_cells cells, or `replicates` disjoint
+    pseudo-replicates of it; smaller ones are left out with a warning naming them."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for (group, donor), part in cells.groupby(["group", "donor"], sort=True):
+        barcodes = part["barcode"].to_numpy()
+        if len(barcodes) < min_cells * replicates:
+            log.warning(
+                "pseudobulk %s: group %s%s has %d cells, fewer than %d; left out",
+                library,
+                group,
+                f" (donor {donor})" if donor else "",
+                len(barcodes),
+                min_cells * replicates,
+            )
+            continue
+        shuffled = barcodes[rng.permutation(len(barcodes))]
+        for k in range(replicates):
+            chosen = sorted(shuffled[k::replicates].tolist())
+            rep = f"rep{k + 1}" if replicates > 1 else ""
+            samples.append(
+                PseudobulkSample(
+                    _name(library, group, donor, rep), library, group, donor, k + 1, chosen
+                )  # fmt: skip
+            )
+    if not samples:
+        raise GexpError(
+            f"pseudobulk {library}: no group has {min_cells * replicates} cells "
+            f"(--min-cells {min_cells}, --replicates {replicates})"
+        )
+    return samples
+
+
+def exonic_lengths(gtf: str | Path) -> pd.Series:
+    """Each gene's length: the bases covered by the union of its exons (version-less ids)."""
+    gtf = require_file(gtf, "GTF")
+    columns = ["chrom", "source", "feature", "start", "end", "score", "strand", "frame", "attrs"]
+    exons = []
+    for chunk in pd.read_csv(gtf, sep="\t", header=None, names=columns, comment="#",
+                             usecols=["feature", "start", "end", "attrs"], chunksize=500_000,
+                             dtype={"feature": str, "attrs": str}):  # fmt: skip
+        part = chunk[chunk["feature"] == "exon"]
+        gene = part["attrs"].str.extract(r'gene_id "([^"]+)"', expand=False)
+        exons.append(pd.DataFrame({"gene_id": gene, "start": part["start"], "end": part["end"]}))
+    table = pd.concat(exons).dropna(subset=["gene_id"]) if exons else pd.DataFrame()
+    if table.empty:
+        raise GexpError(f"GTF {gtf}: no exon lines, so no gene lengths for TPM")
+    table["gene_id"] = strip_versions(table["gene_id"])
+    table = table.sort_values(["gene_id", "start", "end"])
+    lengths = {}
+    for gene, part in table.groupby("gene_id", sort=False):
+        total, cur_start, cur_end = 0, None, None
+        for s, e in zip(part["start"].to_numpy(), part["end"].to_numpy(), strict=True):
+            if cur_end is None or s > cur_end + 1:
+                if cur_end is not None:
+                    total += cur_end - cur_start + 1
+                cur_start, cur_end = s, e
+            else:
+                cur_end = max(cur_end, e)
+        total += cur_end - cur_start + 1
+        lengths[gene] = total
+    return pd.Series(lengths, name="length")
+
+
+def rna_counts(h5_counts, barcodes: list[str], samples: list[PseudobulkSample]) -> pd.DataFrame:
+    """Genes × samples: the summed UMI counts of each sample's cells."""
+    column = {b: i for i, b in enumerate(barcodes)}
+    sums = np.column_stack(
+        [
+            np.asarray(h5_counts[:, [column[b] for b in s.barcodes]].sum(axis=1)).ravel()
+            for s in samples
+        ]
+    )
+    return pd.DataFrame(sums, columns=[s.sample for s in samples])
+
+
+def tpm(counts: pd.DataFrame, lengths: pd.Series) -> pd.DataFrame:
+    """TPM from counts per gene and gene lengths (bp); genes without a length are left out."""
+    known = counts.index.intersection(lengths.index)
+    if len(known) == 0:
+        raise GexpError("no gene of the h5 has an exon in the GTF: is it the same annotation?")
+    rate = counts.loc[known].div(lengths.loc[known] / 1000.0, axis=0)
+    return rate.div(rate.sum(axis=0).replace(0, np.nan), axis=1).mul(1e6).fillna(0.0)
+
+
+def _bin_width(bins_path: Path) -> int:
+    with open(bins_path) as fh:
+        fields = fh.readline().split("\t")
+    return int(fields[2]) - int(fields[1])
+
+
+def cut_sites(
+    fragments: str | Path,
+    samples: list[PseudobulkSample],
+    bins_path: str | Path,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Samples × bins Tn5 cut-site counts, and fragments per sample, streamed by chromosome."""
+    import pysam
+
+    fragments = require_file(fragments, "fragments")
+    if not Path(f"{fragments}.tbi").is_file():
+        raise GexpError(
+            f"fragments {fragments}: no tabix index {fragments}.tbi beside it "
+            f"(make one with: tabix -p bed {fragments})"
+        )
+    layout: BinLayout = read_bin_layout(bins_path)
+    width = _bin_width(Path(bins_path))
+    sample_of = {b: i for i, s in enumerate(samples) for b in s.barcodes}
+    rows, cols, per_sample = [], [], np.zeros(len(samples), dtype=np.int64)
+    with pysam.TabixFile(str(fragments)) as tbx:
+        contigs = list(tbx.contigs)
+        renames = chrom_renames(dict.fromkeys(contigs), {c.chrom for c in layout.chroms})
+        by_bins = {renames.get(c, c): c for c in contigs}
+        for run in layout.chroms:
+            if run.chrom not in by_bins:
+                continue
+            batch: list[str] = []
+            for line in tbx.fetch(by_bins[run.chrom]):
+                batch.append(line)
+                if len(batch) == BATCH:
+                    _count(batch, sample_of, run, width, rows, cols, per_sample)
+                    batch = []
+            _count(batch, sample_of, run, width, rows, cols, per_sample)
+    data = np.ones(sum(len(r) for r in rows), dtype=np.float32)
+    matrix = sp.csr_matrix(
+        (data, (np.concatenate(rows or [[]]), np.concatenate(cols or [[]]))),
+        shape=(len(samples), layout.n_bins),
+    )
+    matrix.sum_duplicates()
+    return matrix, per_sample
+
+
+def _count(lines, sample_of, run, width, rows, cols, per_sample) -> None:
+    """Add one batch of a chromosome's fragments: both cut sites of each kept fragment."""
+    if not lines:
+        return
+    fields = "\t".join(lines).split("\t")
+    width_fields = len(fields) // len(lines)
+    starts = np.array(fields[1::width_fields], dtype=np.int64)
+    ends = np.array(fields[2::width_fields], dtype=np.int64)
+    who = np.array([sample_of.get(b, -1) for b in fields[3::width_fields]], dtype=np.int64)
+    keep = who >= 0
+    who, starts, ends = who[keep], starts[keep], ends[keep]
+    np.add.at(per_sample, who, 1)
+    for site in (starts, ends - 1):
+        local = np.clip((site - run.start) // width, 0, run.count - 1)
+        rows.append(who)
+        cols.append(run.first + local)
+
+
+def write_bins_as_peaks(path: Path, row: sp.csr_matrix, layout: BinLayout, width: int) -> None:
+    """One sample's non-zero bins as a narrowPeak (signalValue = cut sites in the bin)."""
+    row = sp.csr_matrix(row)
+    row.sort_indices()
+    chrom_of = np.empty(layout.n_bins, dtype=object)
+    starts = np.empty(layout.n_bins, dtype=np.int64)
+    for run in layout.chroms:
+        chrom_of[run.first : run.first + run.count] = run.chrom
+        starts[run.first : run.first + run.count] = run.start + width * np.arange(run.count)
+    ends = {run.chrom: run.end for run in layout.chroms}
+    with atomic_write(path, level=1) as fh:
+        for b, v in zip(row.indices, row.data, strict=True):
+            chrom, start = chrom_of[b], int(starts[b])
+            end = min(start + width, ends[chrom])
+            fh.write(f"{chrom}\t{start}\t{end}\t.\t0\t.\t{int(v)}\t-1\t-1\t-1\n")
+
+
+def pseudobulk(
+    library: str,
+    h5: str | Path,
+    fragments: str | Path,
+    cells: str | Path,
+    gtf: str | Path,
+    bins: str | Path,
+    outdir: str | Path,
+    *,
+    min_cells: int = MIN_CELLS,
+    replicates: int = 1,
+    seed: int = 0,
+    genome: str | None = None,
+) -> pd.DataFrame:
+    """Write one library's pseudobulk samples under outdir; returns their QC table."""
+    outdir = Path(outdir)
+    matrix = read_10x_h5(h5)
+    _check_genome(h5, matrix.genomes, genome)
+    table = read_cells(cells, set(matrix.barcodes))
+    samples = pseudobulk_samples(table, library, min_cells, replicates, seed)
+    genes = matrix.of_type(GENE_EXPRESSION)
+    if not genes.ids:
+        raise GexpError(f"multiome h5 {h5}: no '{GENE_EXPRESSION}' features")
+    counts = rna_counts(genes.counts, matrix.barcodes, samples)
+    counts.index = strip_versions(pd.Series(genes.ids)).to_numpy()
+    counts = counts.groupby(level=0).sum()
+    values = tpm(counts, exonic_lengths(gtf))
+    cuts, per_sample = cut_sites(fragments, samples, bins)
+    layout, width = read_bin_layout(bins), _bin_width(Path(bins))
+    rows = []
+    for i, s in enumerate(samples):
+        rna = outdir / f"{s.sample}.gene_tpm.tsv"
+        with atomic_write(rna) as fh:
+            values[s.sample].rename_axis("gene_id").rename("tpm").to_frame().to_csv(fh, sep="\t")
+        atac = outdir / f"{s.sample}.narrowPeak.gz"
+        write_bins_as_peaks(atac, cuts[i], layout, width)
+        rows.append(
+            {
+                "sample": s.sample, "library": library, "group": s.group, "donor": s.donor,
+                "replicate": s.replicate, "cells": len(s.barcodes),
+                "umis": int(counts[s.sample].sum()), "fragments": int(per_sample[i]),
+                "rna_tpm": str(rna.resolve()), "atac": str(atac.resolve()),
+            }
+        )  # fmt: skip
+    qc = pd.DataFrame(rows)
+    with atomic_write(outdir / f"{library}.samples.tsv") as fh:
+        qc.drop(columns=["rna_tpm", "atac"]).to_csv(fh, sep="\t", index=False)
+    with atomic_write(outdir / f"{library}.samplesheet.csv") as fh:
+        sheet = qc[["sample", "group", "rna_tpm", "atac"]]
+        sheet.to_csv(fh, index=False, quoting=csv.QUOTE_MINIMAL)
+    log.info("pseudobulk %s: %d samples from %d cells", library, len(qc), int(qc["cells"].sum()))
+    return qc
+
+
+def _check_genome(h5, genomes: list[str], genome: str | None) -> None:
+    named = {g for g in genomes if g}
+    if genome and named and genome.lower() not in {g.lower() for g in named}:
+        raise GexpError(
+            f"multiome h5 {h5}: its features are on genome {', '.join(sorted(named))}, "
+            f"not --genome {genome}"
+        )
