@@ -46,7 +46,7 @@ class _HelpWithDefaults(argparse.HelpFormatter):
 
 
 def cmd_simulate(a: argparse.Namespace) -> None:
-    from .simulate import simulate
+    from .steps.simulate import simulate
 
     sheet = simulate(
         a.outdir,
@@ -62,7 +62,7 @@ def cmd_simulate(a: argparse.Namespace) -> None:
 
 
 def cmd_samplesheet(a: argparse.Namespace) -> None:
-    from .samplesheet import check_local_inputs, read_samplesheet, write_validated
+    from .io.samplesheet import check_local_inputs, read_samplesheet, write_validated
 
     samples = read_samplesheet(a.input, base_dir=a.base_dir)
     if a.check_files:
@@ -71,13 +71,13 @@ def cmd_samplesheet(a: argparse.Namespace) -> None:
 
 
 def cmd_check_params(a: argparse.Namespace) -> None:
-    from .params_check import validate_params_file
+    from .steps.params_check import validate_params_file
 
     validate_params_file(a.schema, a.params, a.out)
 
 
 def cmd_check_fastq(a: argparse.Namespace) -> None:
-    from .fastq_check import check_fastqs
+    from .steps.fastq_check import check_fastqs
 
     reads = check_fastqs(a.sample, a.read1, a.read2 or [])
     print(reads)
@@ -94,7 +94,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def _fetcher(a: argparse.Namespace):
-    from .fetch import Fetcher
+    from .steps.fetch import Fetcher
 
     return Fetcher(
         encode_url=a.encode_url, ena_url=a.ena_url, retries=a.retries, backoff=a.retry_wait
@@ -103,7 +103,7 @@ def _fetcher(a: argparse.Namespace):
 
 def cmd_fetch(a: argparse.Namespace) -> None:
     if a.stub:
-        from .fetch import write_stub
+        from .steps.fetch import write_stub
 
         if a.outdir is None:
             raise GexpError("fetch --stub writes into --outdir")
@@ -115,13 +115,13 @@ def cmd_fetch(a: argparse.Namespace) -> None:
 
 
 def cmd_encode_samplesheet(a: argparse.Namespace) -> None:
-    from .encode_samplesheet import write_encode_samplesheet
+    from .steps.encode_samplesheet import write_encode_samplesheet
 
     write_encode_samplesheet(a.out, _fetcher(a), a.assembly, a.biosample_type, a.limit)
 
 
 def cmd_localise(a: argparse.Namespace) -> None:
-    from .samplesheet import (
+    from .io.samplesheet import (
         fetched_files,
         fetched_map,
         localise,
@@ -140,22 +140,22 @@ def cmd_localise(a: argparse.Namespace) -> None:
 
 
 def cmd_reference(a: argparse.Namespace) -> None:
-    from .reference import write_reference
+    from .steps.reference import write_reference
 
     write_reference(a.gtf, a.outdir)
 
 
 def cmd_gene_tpm(a: argparse.Namespace) -> None:
-    from .gene_tpm import gene_tpm, write_gene_tpm
-    from .reference import read_genes, read_tx2gene
+    from .steps.gene_tpm import gene_tpm, write_gene_tpm
+    from .steps.reference import read_genes, read_tx2gene
 
     series = gene_tpm(a.quant, read_tx2gene(a.tx2gene), read_genes(a.genes), a.sample)
     write_gene_tpm(series, a.out)
 
 
 def cmd_bins(a: argparse.Namespace) -> None:
-    from .bins import make_bins
-    from .genome import chrom_sizes_for, parse_region, read_chrom_sizes
+    from .io.genome import chrom_sizes_for, parse_region, read_chrom_sizes
+    from .steps.bins import make_bins
 
     sizes = chrom_sizes_for(a.chrom_sizes, a.genome)
     region = parse_region(a.region, read_chrom_sizes(sizes)) if a.region else None
@@ -164,13 +164,13 @@ def cmd_bins(a: argparse.Namespace) -> None:
 
 def cmd_peak_bins(a: argparse.Namespace) -> None:
     from .files import require_file
-    from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
+    from .steps.peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
 
     require_file(a.peaks, "peaks")
     if is_bam(a.peaks):
         values = bin_bam(a.peaks, a.bins, min_mapq=a.min_mapq)
     else:
-        from .genome import chrom_sizes_for
+        from .io.genome import chrom_sizes_for
 
         sizes = chrom_sizes_for(a.chrom_sizes, a.genome) if a.chrom_sizes or a.genome else None
         values = bin_peak_values(a.peaks, a.bins, a.mode, a.min_score, sizes)
@@ -178,7 +178,7 @@ def cmd_peak_bins(a: argparse.Namespace) -> None:
 
 
 def cmd_dataset(a: argparse.Namespace) -> None:
-    from .dataset import build_dataset
+    from .steps.dataset import build_dataset
 
     build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)
 
@@ -196,7 +196,7 @@ def _epochs(a: argparse.Namespace) -> dict[str, int]:
 
 
 def _train_settings(a: argparse.Namespace):
-    from .train import TrainSettings
+    from .steps.train import TrainSettings
 
     return TrainSettings(
         models=_models(a.models),
@@ -214,7 +214,7 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     from .files import remove_stale_temporaries
     from .lock import folder_lock
-    from .train import train_models
+    from .steps.train import train_models
 
     with folder_lock(a.outdir, "gexp train"):
         remove_stale_temporaries(a.outdir)  # left by a killed run; nothing else writes here
@@ -228,13 +228,13 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
-    from .predict import predict
+    from .steps.predict import predict
 
     print(predict(a.model, a.atac, a.outdir, model_name=a.model_name, sample=a.sample))
 
 
 def cmd_report(a: argparse.Namespace) -> None:
-    from .report import write_report
+    from .steps.report import write_report
 
     peaks = None
     if a.peaks is not None:
@@ -249,8 +249,8 @@ def cmd_report(a: argparse.Namespace) -> None:
 
 
 def cmd_run(a: argparse.Namespace) -> None:
-    from .genome import chrom_sizes_for
-    from .runner import Runner, RunParams
+    from .io.genome import chrom_sizes_for
+    from .steps.run import Runner, RunParams
 
     params = RunParams(
         input=a.input,
@@ -272,7 +272,7 @@ def cmd_run(a: argparse.Namespace) -> None:
 
 
 def _genome_option(p: argparse.ArgumentParser) -> None:
-    from .genome import GENOMES
+    from .io.genome import GENOMES
 
     p.add_argument(
         "--genome",
@@ -338,7 +338,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .peak_bins import MODES
+    from .steps.peak_bins import MODES
     from .tools import default_threads  # not from runner: every step would import all of gexp
 
     parser = argparse.ArgumentParser(

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .ids import first_field, strip_versions
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.ids import first_field, strip_versions
 
 log = logging.getLogger("gexp")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .genome import Region, read_chrom_sizes
-from .tools import run_tool
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.genome import Region, read_chrom_sizes
+from ..tools import run_tool
 
 if TYPE_CHECKING:  # pandas is imported where bins are read whole: peak-bins needs only the layout
     import pandas as pd

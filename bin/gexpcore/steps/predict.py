@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..models.base import Context, accessibility_digest, accessibility_features
+from ..models.store import load_model
 from .bins import read_bins
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .models.base import Context, accessibility_digest, accessibility_features
-from .models.store import load_model
 from .peak_bins import bin_bam, bin_peaks, is_bam, read_peak_bins
 from .reference import read_genes
 

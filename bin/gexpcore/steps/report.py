@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .errors import GexpError
-from .files import atomic_write
-from .models import BASELINES
+from .. import __version__
+from ..errors import GexpError
+from ..files import atomic_write
+from ..models import BASELINES
 
 log = logging.getLogger("gexp")
 
@@ -84,7 +84,7 @@ METRIC_LEGEND = (
 
 
 def _count_peaks(path: str) -> int | None:
-    from .files import read_text
+    from ..files import read_text
 
     try:
         if not path or not Path(path).is_file():

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .errors import GexpError
+from ..errors import GexpError
+from ..files import atomic_write
+from ..io.samplesheet import COLUMNS
 from .fetch import Fetcher
-from .files import atomic_write
-from .samplesheet import COLUMNS
 
 log = logging.getLogger("gexp")
 

@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .files import atomic_write, deterministic_gzip
+from ..files import atomic_write, deterministic_gzip
 
 log = logging.getLogger("gexp")
 

@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.genome import read_chrom_sizes
+from ..io.peaks import read_peak_columns
+from ..tools import run_tool
 from .bins import read_bin_layout, read_bins
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .genome import read_chrom_sizes
-from .peaks import read_peak_columns
-from .tools import run_tool
 
 if TYPE_CHECKING:  # imported where used: binning peaks needs neither (it runs once per sample)
     import numpy as np
@@ -149,7 +149,7 @@ def bin_bam(bam_path: str | Path, bins_path: str | Path, min_mapq: int = 30) -> 
     import pandas as pd
     import pysam
 
-    from .ids import harmonise_chroms
+    from ..io.ids import harmonise_chroms
 
     bam_path = require_file(bam_path, "ATAC BAM")
     bins = read_bins(bins_path)

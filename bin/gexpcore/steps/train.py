@@ -1,8 +1,8 @@
 """`gexp train`: cross-validated, honest evaluation of every model, then final models.
 
-Each sample gets its prediction from a model that never saw it (cv.py); everything
+Each sample gets its prediction from a model that never saw it (evaluation/cv.py); everything
 a model learns, including per-gene means and ridge's alpha, comes from its training
-fold. Metrics (metrics.py) are written to model/metrics.json with the out-of-fold
+fold. Metrics (evaluation/metrics.py) are written to model/metrics.json with the out-of-fold
 predictions in model/predictions.tsv. Then each model is refitted on all samples
 and saved with what prediction needs (bins, genes, settings, versions) as arrays
 and JSON (models/store.py), never as a pickle.
@@ -26,16 +26,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cv import make_folds
+from ..errors import GexpError
+from ..evaluation.cv import make_folds
+from ..evaluation.metrics import fold_metrics, fold_spread, paired_comparison, summarise
+from ..files import atomic_write, write_npz
+from ..models import BASELINES, NAMES, create
+from ..models.base import Context, Model, accessibility_digest, accessibility_features
+from ..models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
+from ..models.ensemble import EnsembleModel, combine, feasible_members, named
+from ..models.store import save_model
 from .dataset import load_dataset
-from .errors import GexpError
-from .files import atomic_write, write_npz
-from .metrics import fold_metrics, fold_spread, paired_comparison, summarise
-from .models import BASELINES, NAMES, create
-from .models.base import Context, Model, accessibility_digest, accessibility_features
-from .models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
-from .models.ensemble import EnsembleModel, combine, feasible_members, named
-from .models.store import save_model
 
 log = logging.getLogger("gexp")
 
@@ -256,7 +256,7 @@ def _with_members(models: list[str], shape: tuple[int, int]) -> list[str]:
 
 def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list[str]:
     """Dense models that cannot fit: an error if asked for, left out (with a warning) by default."""
-    from .models.base import dense_need, fits_in_memory, refuse_dense
+    from ..models.base import dense_need, fits_in_memory, refuse_dense
 
     keep = []
     for name in models:
@@ -342,7 +342,7 @@ def _long(name, fold_of, samples, gene_ids, y, pred) -> pd.DataFrame:
 
 
 def _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info):
-    from .versions import python_versions
+    from ..versions import python_versions
 
     with atomic_write(out / "metrics.json") as fh:
         json.dump(metrics, fh, indent=2, allow_nan=True)

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import GexpError
+from ..files import atomic_path, atomic_write, write_sparse_npz
+from ..io.ids import SAMPLE_ID, harmonise_chroms
 from .bins import BinLayout, read_bin_layout, read_bins
-from .errors import GexpError
-from .files import atomic_path, atomic_write, write_sparse_npz
 from .gene_tpm import read_sample_tpm
-from .ids import SAMPLE_ID, harmonise_chroms
 from .peak_bins import read_peak_bins
 from .reference import read_genes
 
@@ -97,7 +97,7 @@ def write_named_tpm(tpm: pd.DataFrame, genes: pd.DataFrame, out: Path, rows: int
 def read_groups(samplesheet: str | Path | None, samples: list[str]) -> list[str]:
     if samplesheet is None:
         return [""] * len(samples)
-    from .samplesheet import read_samplesheet
+    from ..io.samplesheet import read_samplesheet
 
     groups = {s.sample: s.group for s in read_samplesheet(samplesheet, require_rna=False)}
     return [groups.get(s, "") for s in samples]

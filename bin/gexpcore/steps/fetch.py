@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .errors import GexpError
+from ..errors import GexpError
 
 log = logging.getLogger("gexp")
 
@@ -149,7 +149,7 @@ def write_stub(source: str, outdir: Path) -> list[Path]:
     """What `-stub` runs fetch: an empty gzip under the name a real fetch of `source` is
     stored under (accessions get a `.stub.gz` extension, which only metadata would tell), with
     its md5 sidecar, so that the localise step finds it as it finds real downloads."""
-    from .files import atomic_write
+    from ..files import atomic_write
 
     name = default_name(source)
     if kind_of(source) in ("encode", "sra"):
@@ -433,7 +433,7 @@ class Fetcher:
         return targets
 
     def _local(self, source: str, out: Path | None, outdir: Path | None) -> Path:
-        from .files import require_file
+        from ..files import require_file
 
         path = require_file(Path(source).expanduser(), "source")
         if out is None and outdir is None:

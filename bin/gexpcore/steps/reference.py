@@ -1,6 +1,6 @@
 """Gene annotation from a GENCODE or Ensembl GTF: tx2gene and a gene table.
 
-Ids are stored without versions (see ids.py). The TSS is the 0-based position of
+Ids are stored without versions (see io/ids.py). The TSS is the 0-based position of
 the gene's first base on its strand: `start - 1` on +, `end - 1` on −, which is
 what every window around the TSS is measured from.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import GexpError
-from .files import atomic_write, is_gzip, require_file
-from .ids import strip_versions
+from ..errors import GexpError
+from ..files import atomic_write, is_gzip, require_file
+from ..io.ids import strip_versions
 
 log = logging.getLogger("gexp")
 

@@ -20,8 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import GexpError
-from .files import atomic_write, read_json
+from ..errors import GexpError
+from ..files import atomic_write, read_json
 
 PATH_FORMATS = ("file-path", "directory-path", "path")
 # Parameters Nextflow itself or nf-core boilerplate may set that are no pipeline option.

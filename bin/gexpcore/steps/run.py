@@ -15,23 +15,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .bins import make_bins, read_bin_layout
-from .dataset import (
-    ACCESSIBILITY_SUFFIX,
-    EXPRESSION_SUFFIX,
-    build_dataset,
-    require_genes_in_bins,
-)
-from .errors import GexpError
-from .files import remove_stale_temporaries, require_file
-from .gene_tpm import gene_tpm, write_gene_tpm
-from .genome import parse_region, read_chrom_sizes
-from .lock import folder_lock
-from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
-from .quantify import kallisto_index, kallisto_quant_checked
-from .reference import read_genes, read_tx2gene, write_reference
-from .resume import StepCache, fingerprint
-from .samplesheet import (
+from ..errors import GexpError
+from ..files import remove_stale_temporaries, require_file
+from ..io.genome import parse_region, read_chrom_sizes
+from ..io.samplesheet import (
     Sample,
     check_local_inputs,
     fetched_files,
@@ -40,9 +27,22 @@ from .samplesheet import (
     remote_sources,
     write_validated,
 )
-from .tools import default_threads  # noqa: F401  (runner.default_threads, as before)
+from ..lock import folder_lock
+from ..resume import StepCache, fingerprint
+from ..tools import default_threads  # noqa: F401  (runner.default_threads, as before)
+from ..versions import write_pipeline_info
+from .bins import make_bins, read_bin_layout
+from .dataset import (
+    ACCESSIBILITY_SUFFIX,
+    EXPRESSION_SUFFIX,
+    build_dataset,
+    require_genes_in_bins,
+)
+from .gene_tpm import gene_tpm, write_gene_tpm
+from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
+from .quantify import kallisto_index, kallisto_quant_checked
+from .reference import read_genes, read_tx2gene, write_reference
 from .train import TrainSettings
-from .versions import write_pipeline_info
 
 log = logging.getLogger("gexp")
 
@@ -187,7 +187,7 @@ class Runner:
         return self.out
 
     def train_and_report(self) -> None:
-        from .cv import MIN_FOLD
+        from ..evaluation.cv import MIN_FOLD
         from .report import write_report
 
         p, ds, model = self.p, self.out / "dataset", self.out / "model"

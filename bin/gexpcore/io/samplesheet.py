@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GexpError
-from .files import read_text
+from ..errors import GexpError
+from ..files import read_text
 from .ids import SAMPLE_ID
 
 COLUMNS = ["sample", "group", "rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd"]
@@ -171,7 +171,7 @@ def read_samplesheet(
 
 def check_local_inputs(samples: list[Sample]) -> None:
     """Every local input exists and is readable, before any work starts."""
-    from .files import require_file
+    from ..files import require_file
 
     for s in samples:
         for column, values in (
@@ -193,7 +193,7 @@ def check_local_inputs(samples: list[Sample]) -> None:
 
 def write_validated(samples: list[Sample], out: str | Path) -> None:
     """The samplesheet as the pipeline consumes it: absolute paths and explicit defaults."""
-    from .files import atomic_write
+    from ..files import atomic_write
 
     with atomic_write(out) as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -272,7 +272,7 @@ def fetched_map(sources: list[str], path: Path) -> dict[str, list[str]]:
     """Where each source was fetched to, as the pipeline saw it: main.nf names FETCH's outputs
     by the paths Nextflow has for them (work folder or bucket URIs, valid where main.nf reads
     the samplesheet), not by the task-local copies a cloud task would see."""
-    from .files import read_json
+    from ..files import read_json
 
     mapping = read_json(path, "fetched-files map", empty={})
     missing = [s for s in sources if not mapping.get(s)]
@@ -283,7 +283,7 @@ def fetched_map(sources: list[str], path: Path) -> dict[str, list[str]]:
 
 def fetched_files(sources: list[str], folder: Path, verify: bool = False) -> dict[str, list[str]]:
     """Map each remote source to its files in a fetch folder; fail naming a missing one."""
-    from .fetch import cached_files
+    from ..steps.fetch import cached_files
 
     mapping = {}
     for source in sources:

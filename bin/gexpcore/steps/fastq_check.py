@@ -22,8 +22,8 @@ import time
 import zlib
 from pathlib import Path
 
-from .errors import GexpError
-from .files import check_gzip_stream, is_gzip
+from ..errors import GexpError
+from ..files import check_gzip_stream, is_gzip
 
 HEAD_RECORDS = 1000
 
