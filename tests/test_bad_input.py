@@ -350,7 +350,8 @@ def test_malformed_chrom_sizes(tmp_path):
 
 def test_paired_run_given_as_read_2(tmp_path):
     from gexpcore.errors import GexpError
-    from gexpcore.io.samplesheet import Sample, localise
+    from gexpcore.io.samplesheet import Sample
+    from gexpcore.steps.localise import localise
 
     sample = Sample("A", rna_1=["SRR0000001"], rna_2=["SRR0000002"], atac="x.bed")
     fetched = {"SRR0000001": ["a_1.fq.gz", "a_2.fq.gz"], "SRR0000002": ["b_1.fq.gz", "b_2.fq.gz"]}

@@ -451,22 +451,21 @@ def test_train_gets_the_training_settings_of_gexp_run_by_default():
     """An explicit --models list makes gexp train refuse dense models genome-wide."""
     from dataclasses import asdict
 
-    from gexpcore.cli import _train_settings
+    from gexpcore.steps.train import train_settings
 
     words = ext_args_words("TRAIN", NEXTFLOW_DEFAULTS)
     pipeline = _parse("train", "--dataset", "d", "--outdir", "m", *words)
     run = _parse(*RUN_REQUIRED)
-    assert asdict(_train_settings(pipeline)) == asdict(_train_settings(run))
+    assert asdict(train_settings(pipeline)) == asdict(train_settings(run))
     assert pipeline.peak_mode == run.peak_mode
 
 
 def test_train_passes_models_when_they_are_asked_for():
-    from gexpcore.cli import _train_settings
-    from gexpcore.steps.train import DEFAULT_MODELS
+    from gexpcore.steps.train import DEFAULT_MODELS, train_settings
 
     asked = ",".join(DEFAULT_MODELS[:2])
     words = ext_args_words("TRAIN", {**NEXTFLOW_DEFAULTS, "models": asked})
-    settings = _train_settings(_parse("train", "--dataset", "d", "--outdir", "m", *words))
+    settings = train_settings(_parse("train", "--dataset", "d", "--outdir", "m", *words))
     assert settings.models == list(DEFAULT_MODELS[:2])
 
 
@@ -937,7 +936,7 @@ def test_localise_gets_fetched_files_as_nextflow_names_them():
 
 def test_fetched_map_names_every_source(tmp_path):
     from gexpcore.errors import GexpError
-    from gexpcore.io.samplesheet import fetched_map
+    from gexpcore.steps.localise import fetched_map
 
     path = tmp_path / "map.json"
     path.write_text(

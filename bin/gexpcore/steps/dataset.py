@@ -10,6 +10,7 @@ the two assays, and a region without genes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import shutil
@@ -247,3 +248,26 @@ def load_dataset(
     samples = pd.read_csv(ds / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
     bins = read_bins(ds / "bins.bed")
     return matrix, expression, genes, samples, bins
+
+
+# -- the command line: `gexp dataset` ----------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
+    p.add_argument("--genes", required=True, type=Path, help="genes.tsv from `gexp reference`")
+    p.add_argument("--expression", required=True, nargs="+", help="<sample>.gene_tpm.tsv files")
+    p.add_argument("--accessibility", required=True, nargs="+", help="<sample>.tsv.gz files")
+    p.add_argument(
+        "--samplesheet", type=Path, help="for the group column (default: none, no groups)"
+    )
+    p.add_argument(
+        "--outdir",
+        required=True,
+        type=Path,
+        help="run folder: dataset/ and expression/gene_tpm.tsv are written in it",
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)

@@ -7,6 +7,7 @@ what every window around the TSS is measured from.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import gzip
 import logging
@@ -165,3 +166,17 @@ def read_tx2gene(path: str | Path) -> pd.DataFrame:
     if not {"transcript_id", "gene_id"} <= set(table.columns):
         raise GexpError(f"tx2gene {path}: needs columns transcript_id and gene_id")
     return table
+
+
+# -- the command line: `gexp reference` --------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gtf", required=True, type=Path, help="GENCODE or Ensembl GTF (.gz)")
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="folder for tx2gene.tsv and genes.tsv"
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    write_reference(a.gtf, a.outdir)
