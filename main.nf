@@ -35,7 +35,7 @@ def sampleMeta(row) {
     ]
 }
 
-// The same rule as is_remote() in bin/gexpcore/samplesheet.py (a test compares them).
+// The same rule as is_remote() in bin/gexpcore/io/samplesheet.py (a test compares them).
 // Object-store paths (s3://, gs://, az://) are not remote here: file() stages them.
 def isRemote(String value) {
     value ==~ '^(https?://|ftp://).*|^ENCFF[0-9]{3}[A-Z]{3}$|^[SED]RR[0-9]{6,}$'
@@ -48,7 +48,7 @@ def remoteSources(row) {
 }
 
 // --chrom_sizes, or the sizes bundled for --genome: the same names and files as GENOMES in
-// bin/gexpcore/genome.py (a test compares them).
+// bin/gexpcore/io/genome.py (a test compares them).
 def chromSizes() {
     if (params.chrom_sizes) {
         return params.chrom_sizes
@@ -127,7 +127,7 @@ workflow GEXP {
         .map { row -> [ sampleMeta(row), file(row.atac, checkIfExists: true) ] }
 
     // The index is built once, and only when some sample has reads; only then is
-    // --transcriptome needed (the words of require_transcriptome() in bin/gexpcore/runner.py).
+    // --transcriptome needed (the words of require_transcriptome() in bin/gexpcore/steps/run.py).
     ch_transcriptome = ch_fastq.first().map { meta, _read1, _read2 ->
         if (!params.transcriptome) {
             error "samples with FASTQ (rna_1, first: ${meta.id}) need --transcriptome (the transcript FASTA of the GTF's release) to be quantified with kallisto; give it, or give these samples' gene or transcript TPM tables as rna_tpm"

@@ -266,7 +266,7 @@ def bench_merge(work: Path, n_genes: int, n_samples: int, rng) -> list[dict]:
     expr, _ = write_cohort(work / "cohort", n_samples, n_genes, 10, 1000, rng)
     code = (
         f"import sys, pandas as pd; sys.path.insert(0, {str(ROOT / 'bin')!r}); "
-        "from gexpcore.gene_tpm import read_sample_tpm; "
+        "from gexpcore.steps.gene_tpm import read_sample_tpm; "
         "files = sys.argv[1:]; t = pd.concat([read_sample_tpm(f) for f in files], axis=1)"
     )
     t, m = measure([sys.executable, "-c", code, *map(str, expr)])
@@ -344,7 +344,7 @@ def bench_mixture_window(
     code = f"""
 import sys, time, json, numpy as np, pandas as pd, scipy.sparse as sp
 sys.path.insert(0, {str(ROOT / "bin")!r})
-from gexpcore.bins import read_bins
+from gexpcore.steps.bins import read_bins
 from gexpcore.models import create
 from gexpcore.models.base import Context
 rng = np.random.default_rng(0)

@@ -40,7 +40,7 @@ def assert_nothing_written(folder: Path) -> None:
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory) -> Path:
     """A small cohort (6 samples, 2 single-end) shared by the tests that need real data."""
-    from gexpcore.simulate import simulate
+    from gexpcore.steps.simulate import simulate
 
     out = tmp_path_factory.mktemp("sim")
     simulate(out, seed=3, samples=6, genes=80, reads=20_000)

@@ -124,7 +124,7 @@ def test_unreadable_input_file(sim, tmp_path):
 
 
 def test_samplesheet_with_windows_line_endings_is_read(sim, tmp_path):
-    from gexpcore.samplesheet import read_samplesheet
+    from gexpcore.io.samplesheet import read_samplesheet
 
     plain = sheet_from(sim, tmp_path)
     crlf = tmp_path / "crlf.csv"
@@ -350,7 +350,8 @@ def test_malformed_chrom_sizes(tmp_path):
 
 def test_paired_run_given_as_read_2(tmp_path):
     from gexpcore.errors import GexpError
-    from gexpcore.samplesheet import Sample, localise
+    from gexpcore.io.samplesheet import Sample
+    from gexpcore.steps.localise import localise
 
     sample = Sample("A", rna_1=["SRR0000001"], rna_2=["SRR0000002"], atac="x.bed")
     fetched = {"SRR0000001": ["a_1.fq.gz", "a_2.fq.gz"], "SRR0000002": ["b_1.fq.gz", "b_2.fq.gz"]}

@@ -99,8 +99,8 @@ def test_an_unexpected_python_warning_is_one_gexp_line(tmp_path):
     code = (
         "import sys, warnings; "
         f"sys.path.insert(0, {str(ROOT / 'bin')!r}); "
-        "from gexpcore import cli; bins = cli.cmd_bins; "
-        "cli.cmd_bins = lambda a: (warnings.warn('odd input', RuntimeWarning), bins(a)); "
+        "from gexpcore import cli; from gexpcore.steps import bins; run = bins.run; "
+        "bins.run = lambda a: (warnings.warn('odd input', RuntimeWarning), run(a)); "
         "sys.exit(cli.main(sys.argv[1:]))"
     )
     out = tmp_path / "bins.bed"

@@ -321,7 +321,7 @@ def test_what_nextflow_itself_writes_is_documented_under_its_folder():
 
 
 def test_every_step_is_in_the_architecture_table():
-    from gexpcore.runner import STEPS
+    from gexpcore.steps.run import STEPS
 
     text = section((DOCS / "architecture.md").read_text(), "Steps")
     for proc in processes():

@@ -217,7 +217,7 @@ def test_queries_use_the_portal_rna_assay_titles(portal, tmp_path):
 
 
 def test_the_samplesheet_is_valid_for_the_pipeline(portal, tmp_path):
-    from gexpcore.samplesheet import read_samplesheet, remote_sources
+    from gexpcore.io.samplesheet import read_samplesheet, remote_sources
 
     proc, out = build(portal, tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 from conftest import assert_user_error, run_gexp
 from gexpcore.models.ensemble import shrunk_weights, simplex_grid
-from gexpcore.train import train_models
+from gexpcore.steps.train import train_models
 
 FAST = {"seed_mlp": 50}
 

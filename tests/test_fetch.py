@@ -241,7 +241,7 @@ def test_sra_run_unknown_to_ena(portal, tmp_path):
 
 
 def test_portal_requests_stay_under_ten_per_second(portal):
-    from gexpcore.fetch import Fetcher
+    from gexpcore.steps.fetch import Fetcher
 
     for i in range(25):
         portal.json[f"/files/ENCFF{i:03d}AAA/"] = {"accession": f"ENCFF{i:03d}AAA"}

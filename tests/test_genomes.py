@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import FAST_TRAINING, ROOT, run_gexp
-from gexpcore.genome import GENOMES, read_chrom_sizes
+from gexpcore.io.genome import GENOMES, read_chrom_sizes
 from test_transcriptome import GTF, gene_table_cohort
 
 ASSETS = ROOT / "assets"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gexpcore.metrics import fold_spread, paired_comparison
+from gexpcore.evaluation.metrics import fold_spread, paired_comparison
 
 RNG = np.random.default_rng(5)
 FOLD_OF = np.repeat(np.arange(4), 4)  # 16 samples in 4 folds

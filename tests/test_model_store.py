@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_user_error, run_gexp
-from gexpcore.dataset import load_dataset
 from gexpcore.errors import GexpError
 from gexpcore.models import NAMES
 from gexpcore.models.base import Context, accessibility_features
 from gexpcore.models.store import FORMAT_VERSION, load_model
+from gexpcore.steps.dataset import load_dataset
 
 
 class _Payload:

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
-from gexpcore.cv import make_folds
 from gexpcore.errors import GexpError
-from gexpcore.metrics import fold_metrics, rowwise_pearson
+from gexpcore.evaluation.cv import make_folds
+from gexpcore.evaluation.metrics import fold_metrics, rowwise_pearson
 from gexpcore.models.base import Context
-from gexpcore.windows import WindowIndex
+from gexpcore.models.windows import WindowIndex
 
 
 def test_rowwise_pearson_equals_numpy():
@@ -134,7 +134,7 @@ def _bins(n: int, size: int, chrom: str = "chr1") -> pd.DataFrame:
 def test_gene_activity_weights_follow_archr_s_gene_model():
     """Each bin's weight, recomputed bin by bin from the formula: exp(-d/5 kb) + exp(-1)
     within 100 kb of the gene body (d = 0 inside it), nothing beyond."""
-    from gexpcore.gene_activity import gene_activity_weights
+    from gexpcore.models.gene_activity import gene_activity_weights
 
     bins = _bins(400, 1000)  # 400 kb
     genes = pd.DataFrame(  # GTF coordinates: 1-based, inclusive
@@ -151,7 +151,7 @@ def test_gene_activity_weights_follow_archr_s_gene_model():
 
 
 def test_pooled_windows_average_each_distance_class():
-    from gexpcore.gene_activity import pooled_windows, pooling_matrix
+    from gexpcore.models.gene_activity import pooled_windows, pooling_matrix
 
     bins = _bins(300, 1000)
     genes = pd.DataFrame({"gene_id": ["P"], "chrom": "chr1", "tss": [150_500], "strand": ["+"]})
@@ -179,8 +179,8 @@ def test_a_mixture_of_training_profiles_is_recovered():
 
 
 def test_gene_score_is_a_least_squares_line_per_gene():
-    from gexpcore.gene_activity import gene_activity, gene_activity_weights
     from gexpcore.models import create
+    from gexpcore.models.gene_activity import gene_activity, gene_activity_weights
 
     rng = np.random.default_rng(2)
     bins = _bins(300, 1000)

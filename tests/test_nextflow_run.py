@@ -33,7 +33,7 @@ def launch(tmp_path_factory, gexp_test_run):
 
 
 def test_test_profile_completes_every_step(launch):
-    from gexpcore.runner import STEPS
+    from gexpcore.steps.run import STEPS
 
     ran = {task.split(" (")[0].split(":")[-1] for task in submitted(launch["log"])}
     # FETCH runs only for remote entries, which the bundled cohort has none of

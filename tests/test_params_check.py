@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import ROOT, assert_user_error, run_gexp
-from gexpcore.params_check import check_params, schema_properties
+from gexpcore.steps.params_check import check_params, schema_properties
 
 SCHEMA = json.loads((ROOT / "nextflow_schema.json").read_text())
 DATA = ROOT / "tests" / "data"

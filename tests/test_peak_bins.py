@@ -260,7 +260,7 @@ def test_bundled_grch38_genome(tmp_path):
 @pytest.mark.parametrize("region", [None, "chr1:1501-9000"])
 @pytest.mark.parametrize("bin_size", [1000, 333, 20_000])
 def test_bin_layout_from_a_few_lines_equals_reading_every_bin(tmp_path, genome, region, bin_size):
-    from gexpcore.bins import read_bin_layout
+    from gexpcore.steps.bins import read_bin_layout
 
     sizes, _ = genome
     out = tmp_path / "b.bed"
@@ -278,8 +278,8 @@ def test_bin_layout_from_a_few_lines_equals_reading_every_bin(tmp_path, genome, 
 
 
 def test_a_damaged_bins_file_is_read_whole_and_refused(tmp_path, genome):
-    from gexpcore.bins import read_bin_layout
     from gexpcore.errors import GexpError
+    from gexpcore.steps.bins import read_bin_layout
 
     _, bins_path = genome
     lines = bins_path.read_text().splitlines(keepends=True)

@@ -112,7 +112,7 @@ def test_samplesheet_schema_accepts_the_numbers_nf_schema_makes_of_digit_only_ce
     (nextflow-io/nf-schema#81), so a column gexp accepts as digits must admit numbers."""
     import json
 
-    from gexpcore.ids import SAMPLE_ID
+    from gexpcore.io.ids import SAMPLE_ID
 
     schema = json.loads((ROOT / "assets" / "schema_input.json").read_text())
     properties = schema["items"]["properties"]
@@ -208,7 +208,7 @@ def test_unique_name_exceptions_hold_for_sample_outputs():
 
 def test_fetched_file_names_never_belong_to_two_sources(tmp_path):
     """gexp run fetches every source into one folder: each name belongs to one source only."""
-    from gexpcore.fetch import cached_files, default_name, mate_name, sidecar
+    from gexpcore.steps.fetch import cached_files, default_name, mate_name, sidecar
 
     sources = [
         "ENCFF001AAA",
@@ -451,22 +451,21 @@ def test_train_gets_the_training_settings_of_gexp_run_by_default():
     """An explicit --models list makes gexp train refuse dense models genome-wide."""
     from dataclasses import asdict
 
-    from gexpcore.cli import _train_settings
+    from gexpcore.steps.train import train_settings
 
     words = ext_args_words("TRAIN", NEXTFLOW_DEFAULTS)
     pipeline = _parse("train", "--dataset", "d", "--outdir", "m", *words)
     run = _parse(*RUN_REQUIRED)
-    assert asdict(_train_settings(pipeline)) == asdict(_train_settings(run))
+    assert asdict(train_settings(pipeline)) == asdict(train_settings(run))
     assert pipeline.peak_mode == run.peak_mode
 
 
 def test_train_passes_models_when_they_are_asked_for():
-    from gexpcore.cli import _train_settings
-    from gexpcore.train import DEFAULT_MODELS
+    from gexpcore.steps.train import DEFAULT_MODELS, train_settings
 
     asked = ",".join(DEFAULT_MODELS[:2])
     words = ext_args_words("TRAIN", {**NEXTFLOW_DEFAULTS, "models": asked})
-    settings = _train_settings(_parse("train", "--dataset", "d", "--outdir", "m", *words))
+    settings = train_settings(_parse("train", "--dataset", "d", "--outdir", "m", *words))
     assert settings.models == list(DEFAULT_MODELS[:2])
 
 
@@ -805,7 +804,7 @@ OBJECT_STORE_VALUES = ["s3://bucket/a.bed.gz", "gs://bucket/x/a_R1.fq.gz", "az:/
 @pytest.mark.parametrize("value", OBJECT_STORE_VALUES)
 def test_object_store_paths_are_not_fetched_by_either_runner(value):
     """FETCH cannot download them; Nextflow's file() stages them (as in nf-core pipelines)."""
-    from gexpcore.samplesheet import is_object_store, is_remote
+    from gexpcore.io.samplesheet import is_object_store, is_remote
 
     pattern = re.search(r"value ==~ '([^']+)'", MAIN).group(1)
     assert not re.fullmatch(pattern, value) and not is_remote(value) and is_object_store(value)
@@ -849,7 +848,7 @@ def test_samplesheet_in_object_storage_resolves_entries_next_to_it(tmp_path, bas
 
 
 def test_local_samplesheet_keeps_object_store_entries(tmp_path):
-    from gexpcore.samplesheet import read_samplesheet
+    from gexpcore.io.samplesheet import read_samplesheet
 
     (s1, s2) = read_samplesheet(_sheet(tmp_path, "s3://bucket/S2.bed.gz"))
     assert s1.atac == str((tmp_path / "peaks" / "S1.bed.gz").resolve())
@@ -880,7 +879,7 @@ def test_pipeline_files_name_no_model():
     """Model names grow and change in gexpcore.models.NAMES; the Nextflow layer and its tests
     must follow without edits (the schema accepts any name; gexp train checks them)."""
     from gexpcore.models import NAMES
-    from gexpcore.train import DEFAULT_MODELS
+    from gexpcore.steps.train import DEFAULT_MODELS
 
     files = [
         ROOT / "main.nf",
@@ -937,7 +936,7 @@ def test_localise_gets_fetched_files_as_nextflow_names_them():
 
 def test_fetched_map_names_every_source(tmp_path):
     from gexpcore.errors import GexpError
-    from gexpcore.samplesheet import fetched_map
+    from gexpcore.steps.localise import fetched_map
 
     path = tmp_path / "map.json"
     path.write_text(
@@ -980,7 +979,7 @@ def test_boolean_params_are_read_as_strings_too():
     true: every boolean parameter is read with .toString().toBoolean()."""
     import json
 
-    from gexpcore.params_check import schema_properties
+    from gexpcore.steps.params_check import schema_properties
 
     schema = schema_properties(json.loads((ROOT / "nextflow_schema.json").read_text()))
     booleans = [n for n, spec in schema.items() if spec.get("type") == "boolean"]

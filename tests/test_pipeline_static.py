@@ -160,7 +160,7 @@ def test_gexp_calls_match_the_cli(proc):
 
 
 def test_kallisto_quant_module_matches_the_runner_command():
-    from gexpcore.quantify import kallisto_quant_command
+    from gexpcore.steps.quantify import kallisto_quant_command
 
     (call,) = BY_NAME["KALLISTO_QUANT"].commands("kallisto")
     single = re.search(r"def single = .*\"(--single[^\"]*)\"", BY_NAME["KALLISTO_QUANT"].text)
@@ -215,14 +215,14 @@ def test_schema_defaults_agree_with_nextflow_config():
 
 
 def test_main_runs_the_same_steps_as_gexp_run():
-    from gexpcore.runner import STEPS
+    from gexpcore.steps.run import STEPS
 
     assert workflow_calls(MAIN, "GEXP") == STEPS
 
 
 def test_gexp_run_executes_the_steps_in_that_order(sim, tmp_path):
-    from gexpcore.runner import STEPS, Runner, RunParams
-    from gexpcore.train import TrainSettings
+    from gexpcore.steps.run import STEPS, Runner, RunParams
+    from gexpcore.steps.train import TrainSettings
 
     ref = sim / "reference"
     runner = Runner(
@@ -325,8 +325,8 @@ def test_pipeline_nf_test_runs_the_test_profile():
 
 
 def test_samplesheet_schema_matches_the_validator():
-    from gexpcore.ids import SAMPLE_ID
-    from gexpcore.samplesheet import COLUMNS
+    from gexpcore.io.ids import SAMPLE_ID
+    from gexpcore.io.samplesheet import COLUMNS
 
     schema = json.loads((ROOT / "assets" / "schema_input.json").read_text())
     props = schema["items"]["properties"]
@@ -374,7 +374,7 @@ def test_gpu_and_container_documentation_exists():
     ],
 )
 def test_main_nf_remote_rule_is_the_python_rule(value):
-    from gexpcore.samplesheet import is_remote
+    from gexpcore.io.samplesheet import is_remote
 
     pattern = re.search(r"value ==~ '([^']+)'", MAIN).group(1)
     assert bool(re.fullmatch(pattern, value)) == is_remote(value)

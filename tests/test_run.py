@@ -49,7 +49,7 @@ def test_output_layout(sim, result):
     assert all(qc["samples"][s]["open_bins"] > 0 for s in samples)
     versions = (result / "pipeline_info" / "versions.yml").read_text()
     assert 'kallisto: "0.48' in versions and "bedtools:" in versions
-    from gexpcore.dataset import load_dataset
+    from gexpcore.steps.dataset import load_dataset
 
     matrix, expression, genes, sheet, bins = load_dataset(result / "dataset")
     assert matrix.shape == (len(samples), len(bins))

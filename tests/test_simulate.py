@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from conftest import run_gexp
-from gexpcore.simulate import simulate
+from gexpcore.steps.simulate import simulate
 
 
 def _digest(folder):

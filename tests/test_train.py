@@ -14,12 +14,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 from conftest import ROOT, assert_user_error, run_gexp
-from gexpcore.dataset import load_dataset
 from gexpcore.errors import GexpError
 from gexpcore.models import NAMES, create
 from gexpcore.models.base import Context, accessibility_features
 from gexpcore.models.store import load_model
-from gexpcore.train import DEFAULT_MODELS, train_models
+from gexpcore.steps.dataset import load_dataset
+from gexpcore.steps.train import DEFAULT_MODELS, train_models
 
 FAST = {"seed_mlp": 20}
 KEYS = {
@@ -179,7 +179,7 @@ def test_mixture_window_never_builds_a_samples_by_bins_matrix(run_result, monkey
 def test_the_default_set_leaves_out_seed_mlp_and_never_imports_torch(run_result, tmp_path):
     """seed_mlp is opt-in (issue 17): without it, training must not pay for importing torch."""
     code = (
-        "import sys; from gexpcore.train import DEFAULT_MODELS, train_models; "
+        "import sys; from gexpcore.steps.train import DEFAULT_MODELS, train_models; "
         f"m = train_models({str(run_result / 'dataset')!r}, {str(tmp_path / 'm')!r}); "
         "print(list(m), 'torch' in sys.modules)"
     )
@@ -351,7 +351,7 @@ def test_default_models_leave_out_dense_ones_that_cannot_fit(
 
 def test_report_splits_per_gene_r_by_expression_level(run_result):
     """Thirds of genes by mean log1p expression, recomputed here with numpy alone."""
-    from gexpcore.report import per_gene_by_level
+    from gexpcore.steps.report import per_gene_by_level
 
     per_gene = pd.read_csv(run_result / "model" / "per_gene_r.tsv", sep="\t", index_col=0)
     expression = pd.read_csv(run_result / "dataset" / "expression.tsv", sep="\t", index_col=0)

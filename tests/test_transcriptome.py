@@ -75,7 +75,7 @@ def test_samples_with_fastq_and_no_transcriptome_fail_before_any_work_naming_the
 
 def test_both_runners_ask_for_the_transcriptome_only_when_a_sample_has_fastq():
     from gexpcore.cli import build_parser
-    from gexpcore.runner import TRANSCRIPTOME_NEEDED
+    from gexpcore.steps.run import TRANSCRIPTOME_NEEDED
 
     run = build_parser()._subparsers._group_actions[0].choices["run"]
     (flag,) = [a for a in run._actions if "--transcriptome" in a.option_strings]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..gene_activity import gene_activity, gene_activity_weights
 from .base import Context, Model, refuse_dense
+from .gene_activity import gene_activity, gene_activity_weights
 
 
 class MeanModel(Model):

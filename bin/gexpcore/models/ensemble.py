@@ -32,9 +32,9 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
-from ..cv import make_folds
 from ..errors import GexpError
-from ..metrics import rowwise_pearson
+from ..evaluation.cv import make_folds
+from ..evaluation.metrics import rowwise_pearson
 from .base import Context, Model, fits_in_memory
 
 log = logging.getLogger("gexp")

@@ -28,14 +28,14 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import nnls
 
-from ..gene_activity import (
+from .base import Context, Model
+from .gene_activity import (
     gene_activity,
     gene_activity_weights,
     pooled_windows,
     pooling_matrix,
 )
-from ..windows import WindowIndex
-from .base import Context, Model
+from .windows import WindowIndex
 
 
 class MixtureWindowModel(Model):

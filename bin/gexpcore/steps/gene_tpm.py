@@ -10,14 +10,16 @@ the silent gene-id mismatch that emptied the proof of concept's dataset.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .ids import first_field, strip_versions
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.ids import first_field, strip_versions
+from .reference import read_genes, read_tx2gene
 
 log = logging.getLogger("gexp")
 
@@ -104,3 +106,24 @@ def read_sample_tpm(path: str | Path) -> pd.Series:
     if list(table.columns[:2]) != ["gene_id", "tpm"]:
         raise GexpError(f"gene TPM {path}: expected columns gene_id, tpm (from `gexp gene-tpm`)")
     return table.set_index("gene_id")["tpm"]
+
+
+# -- the command line: `gexp gene-tpm` ---------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quant",
+        required=True,
+        type=Path,
+        help="kallisto abundance.tsv or a gene quantification TSV",
+    )
+    p.add_argument("--tx2gene", required=True, type=Path, help="tx2gene.tsv from `gexp reference`")
+    p.add_argument("--genes", required=True, type=Path, help="genes.tsv from `gexp reference`")
+    p.add_argument("--sample", required=True, help="sample id: the output's column")
+    p.add_argument("--out", required=True, type=Path, help="<sample>.gene_tpm.tsv to write")
+
+
+def run(a: argparse.Namespace) -> None:
+    series = gene_tpm(a.quant, read_tx2gene(a.tx2gene), read_genes(a.genes), a.sample)
+    write_gene_tpm(series, a.out)

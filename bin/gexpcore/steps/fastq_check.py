@@ -13,6 +13,7 @@ again by check_fastqs, for its message; kallisto's output is then discarded.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import gzip
 import itertools
@@ -22,8 +23,8 @@ import time
 import zlib
 from pathlib import Path
 
-from .errors import GexpError
-from .files import check_gzip_stream, is_gzip
+from ..errors import GexpError
+from ..files import check_gzip_stream, is_gzip
 
 HEAD_RECORDS = 1000
 
@@ -166,3 +167,19 @@ def heads_are_valid(files: list[str]) -> bool:
     except (GexpError, OSError, EOFError, zlib.error):
         return False
     return True
+
+
+# -- the command line: `gexp check-fastq` ------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sample", required=True, help="sample id, for messages")
+    p.add_argument("--read1", required=True, nargs="+", help="read 1 FASTQ, one file per run")
+    p.add_argument(
+        "--read2", nargs="+", help="read 2 FASTQ in --read1's order (default: none, single-end)"
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    reads = check_fastqs(a.sample, a.read1, a.read2 or [])
+    print(reads)

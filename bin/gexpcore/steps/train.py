@@ -1,8 +1,8 @@
 """`gexp train`: cross-validated, honest evaluation of every model, then final models.
 
-Each sample gets its prediction from a model that never saw it (cv.py); everything
+Each sample gets its prediction from a model that never saw it (evaluation/cv.py); everything
 a model learns, including per-gene means and ridge's alpha, comes from its training
-fold. Metrics (metrics.py) are written to model/metrics.json with the out-of-fold
+fold. Metrics (evaluation/metrics.py) are written to model/metrics.json with the out-of-fold
 predictions in model/predictions.tsv. Then each model is refitted on all samples
 and saved with what prediction needs (bins, genes, settings, versions) as arrays
 and JSON (models/store.py), never as a pickle.
@@ -13,6 +13,7 @@ training, so an interrupted `gexp train` resumes where it stopped.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -20,22 +21,24 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .cv import make_folds
+from ..errors import GexpError
+from ..evaluation.cv import make_folds
+from ..evaluation.metrics import fold_metrics, fold_spread, paired_comparison, summarise
+from ..files import atomic_write, remove_stale_temporaries, write_npz
+from ..lock import folder_lock
+from ..models import BASELINES, NAMES, create
+from ..models.base import Context, Model, accessibility_digest, accessibility_features
+from ..models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
+from ..models.ensemble import EnsembleModel, combine, feasible_members, named
+from ..models.store import save_model
 from .dataset import load_dataset
-from .errors import GexpError
-from .files import atomic_write, write_npz
-from .metrics import fold_metrics, fold_spread, paired_comparison, summarise
-from .models import BASELINES, NAMES, create
-from .models.base import Context, Model, accessibility_digest, accessibility_features
-from .models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
-from .models.ensemble import EnsembleModel, combine, feasible_members, named
-from .models.store import save_model
+from .options import positive_int
 
 log = logging.getLogger("gexp")
 
@@ -260,7 +263,7 @@ def _with_members(models: list[str], shape: tuple[int, int]) -> list[str]:
 
 def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list[str]:
     """Dense models that cannot fit: an error if asked for, left out (with a warning) by default."""
-    from .models.base import dense_need, fits_in_memory, refuse_dense
+    from ..models.base import dense_need, fits_in_memory, refuse_dense
 
     keep = []
     for name in models:
@@ -355,7 +358,7 @@ def _long(name, fold_of, samples, gene_ids, y, pred) -> pd.DataFrame:
 
 
 def _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info):
-    from .versions import python_versions
+    from ..versions import python_versions
 
     with atomic_write(out / "metrics.json") as fh:
         json.dump(metrics, fh, indent=2, allow_nan=True)
@@ -378,3 +381,88 @@ def _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info):
         info["versions"]["torch"] = sys.modules["torch"].__version__
     with atomic_write(out / "model_info.json") as fh:
         json.dump(info, fh, indent=2)
+
+
+# -- the command line: `gexp train` ------------------------------------------------------------
+
+
+def training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--models",
+        help=f"comma-separated, from {', '.join(NAMES)} (default: all but the opt-in "
+        "seed_mlp; dense ones that cannot fit in memory are then left out). The default model "
+        "is ensemble, which also trains its members",
+    )
+    p.add_argument("--cv", type=positive_int, default=5, help="folds (grouped when possible)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="for torch models (seed_mlp); auto: cuda when available, else cpu",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed for folds and training")
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        default=100_000,
+        help="mixture_window: bp on each side of the TSS (default: %(default)s)",
+    )
+    p.add_argument("--mlp-epochs", type=positive_int, help="seed_mlp epochs (default: 1000)")
+    p.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="seed_mlp: stop on a validation split of the training samples",
+    )
+    if not any(a.dest == "threads" for a in p._actions):
+        p.add_argument(
+            "--threads", type=positive_int, help="CPU threads for torch (default: torch's)"
+        )
+    if not any(a.dest == "peak_mode" for a in p._actions):
+        p.add_argument(
+            "--peak-mode",
+            default="signal",
+            help="how the dataset's peaks were binned (recorded for predict)",
+        )
+
+
+def _models(text: str | None) -> list[str] | None:
+    """None: the default set (dense models that cannot fit are then left out, not refused)."""
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def _epochs(a: argparse.Namespace) -> dict[str, int]:
+    epochs = {}
+    if a.mlp_epochs:
+        epochs["seed_mlp"] = a.mlp_epochs
+    return epochs
+
+
+def train_settings(a: argparse.Namespace):
+    """The TrainSettings that training_options describe."""
+    return TrainSettings(
+        models=_models(a.models),
+        cv=a.cv,
+        device=a.device,
+        seed=a.seed,
+        window=a.window,
+        epochs=_epochs(a),
+        early_stopping=a.early_stopping,
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, type=Path, help="dataset/ from `gexp dataset`")
+    p.add_argument("--outdir", required=True, type=Path, help="model folder to write")
+    training_options(p)
+
+
+def run(a: argparse.Namespace) -> None:
+    with folder_lock(a.outdir, "gexp train"):
+        remove_stale_temporaries(a.outdir)  # left by a killed run; nothing else writes here
+        train_models(
+            a.dataset,
+            a.outdir,
+            **asdict(train_settings(a)),
+            threads=a.threads,
+            peak_mode=a.peak_mode,
+        )

@@ -7,6 +7,7 @@ system and a model trained on one bins.bed refuses peaks binned on another.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import tempfile
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .genome import Region, read_chrom_sizes
-from .tools import run_tool
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.genome import Region, chrom_sizes_for, parse_region, read_chrom_sizes
+from ..tools import run_tool
+from .options import genome_options, positive_int
 
 if TYPE_CHECKING:  # pandas is imported where bins are read whole: peak-bins needs only the layout
     import pandas as pd
@@ -199,3 +201,21 @@ def _digits(first: int, step: int, n: int) -> int:
         total += (upto - k) * (len(str(power)) - 1)
         k = upto
     return total
+
+
+# -- the command line: `gexp bins` -------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    genome_options(p)
+    p.add_argument("--bin-size", type=positive_int, default=1000, help="bin width in bp")
+    p.add_argument(
+        "--region", help="e.g. chr1:1-10000000, 1-based, inclusive (default: whole genome)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="bins.bed to write")
+
+
+def run(a: argparse.Namespace) -> None:
+    sizes = chrom_sizes_for(a.chrom_sizes, a.genome)
+    region = parse_region(a.region, read_chrom_sizes(sizes)) if a.region else None
+    make_bins(sizes, a.bin_size, region, a.out)

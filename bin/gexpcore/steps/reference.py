@@ -1,12 +1,13 @@
 """Gene annotation from a GENCODE or Ensembl GTF: tx2gene and a gene table.
 
-Ids are stored without versions (see ids.py). The TSS is the 0-based position of
+Ids are stored without versions (see io/ids.py). The TSS is the 0-based position of
 the gene's first base on its strand: `start - 1` on +, `end - 1` on −, which is
 what every window around the TSS is measured from.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import gzip
 import logging
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import GexpError
-from .files import atomic_write, is_gzip, require_file
-from .ids import strip_versions
+from ..errors import GexpError
+from ..files import atomic_write, is_gzip, require_file
+from ..io.ids import strip_versions
 
 log = logging.getLogger("gexp")
 
@@ -165,3 +166,17 @@ def read_tx2gene(path: str | Path) -> pd.DataFrame:
     if not {"transcript_id", "gene_id"} <= set(table.columns):
         raise GexpError(f"tx2gene {path}: needs columns transcript_id and gene_id")
     return table
+
+
+# -- the command line: `gexp reference` --------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gtf", required=True, type=Path, help="GENCODE or Ensembl GTF (.gz)")
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="folder for tx2gene.tsv and genes.tsv"
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    write_reference(a.gtf, a.outdir)

@@ -14,6 +14,7 @@ storage host its downloads redirect to.
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import hashlib
 import logging
@@ -29,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .errors import GexpError
+from ..errors import GexpError
 
 log = logging.getLogger("gexp")
 
@@ -149,7 +150,7 @@ def write_stub(source: str, outdir: Path) -> list[Path]:
     """What `-stub` runs fetch: an empty gzip under the name a real fetch of `source` is
     stored under (accessions get a `.stub.gz` extension, which only metadata would tell), with
     its md5 sidecar, so that the localise step finds it as it finds real downloads."""
-    from .files import atomic_write
+    from ..files import atomic_write
 
     name = default_name(source)
     if kind_of(source) in ("encode", "sra"):
@@ -433,7 +434,7 @@ class Fetcher:
         return targets
 
     def _local(self, source: str, out: Path | None, outdir: Path | None) -> Path:
-        from .files import require_file
+        from ..files import require_file
 
         path = require_file(Path(source).expanduser(), "source")
         if out is None and outdir is None:
@@ -506,3 +507,51 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+# -- the command line: `gexp fetch` ------------------------------------------------------------
+
+
+def network_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encode-url", help="ENCODE portal (default $GEXP_ENCODE_URL or the portal)")
+    p.add_argument("--ena-url", help="ENA (default $GEXP_ENA_URL or ENA's)")
+    p.add_argument("--retries", type=int, default=5, help="retries per request or download")
+    p.add_argument(
+        "--retry-wait",
+        type=float,
+        default=1.0,
+        help="first backoff in seconds, doubled on each retry",
+    )
+
+
+def fetcher(a: argparse.Namespace):
+    """The Fetcher that network_options describe."""
+    return Fetcher(
+        encode_url=a.encode_url, ena_url=a.ena_url, retries=a.retries, backoff=a.retry_wait
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="local path, http(s) URL, ENCFF… accession or SRR/ERR/DRR run")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--out", type=Path, help="the file to write (a run's mates: _1, _2); or --outdir"
+    )
+    where.add_argument("--outdir", type=Path, help="a folder; files keep their own names")
+    p.add_argument(
+        "--stub",
+        action="store_true",
+        help="no download: an empty placeholder under the stored name (for nextflow -stub)",
+    )
+    network_options(p)
+
+
+def run(a: argparse.Namespace) -> None:
+    if a.stub:
+        if a.outdir is None:
+            raise GexpError("fetch --stub writes into --outdir")
+        paths = write_stub(a.source, a.outdir)
+    else:
+        paths = fetcher(a).fetch(a.source, out=a.out, outdir=a.outdir)
+    for path in paths:
+        print(path)

@@ -10,6 +10,7 @@ the two assays, and a region without genes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import shutil
@@ -19,11 +20,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import GexpError
+from ..files import atomic_path, atomic_write, write_sparse_npz
+from ..io.ids import SAMPLE_ID, harmonise_chroms
 from .bins import BinLayout, read_bin_layout, read_bins
-from .errors import GexpError
-from .files import atomic_path, atomic_write, write_sparse_npz
 from .gene_tpm import read_sample_tpm
-from .ids import SAMPLE_ID, harmonise_chroms
 from .peak_bins import read_peak_bins
 from .reference import read_genes
 
@@ -97,7 +98,7 @@ def write_named_tpm(tpm: pd.DataFrame, genes: pd.DataFrame, out: Path, rows: int
 def read_groups(samplesheet: str | Path | None, samples: list[str]) -> list[str]:
     if samplesheet is None:
         return [""] * len(samples)
-    from .samplesheet import read_samplesheet
+    from ..io.samplesheet import read_samplesheet
 
     groups = {s.sample: s.group for s in read_samplesheet(samplesheet, require_rna=False)}
     return [groups.get(s, "") for s in samples]
@@ -247,3 +248,26 @@ def load_dataset(
     samples = pd.read_csv(ds / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
     bins = read_bins(ds / "bins.bed")
     return matrix, expression, genes, samples, bins
+
+
+# -- the command line: `gexp dataset` ----------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
+    p.add_argument("--genes", required=True, type=Path, help="genes.tsv from `gexp reference`")
+    p.add_argument("--expression", required=True, nargs="+", help="<sample>.gene_tpm.tsv files")
+    p.add_argument("--accessibility", required=True, nargs="+", help="<sample>.tsv.gz files")
+    p.add_argument(
+        "--samplesheet", type=Path, help="for the group column (default: none, no groups)"
+    )
+    p.add_argument(
+        "--outdir",
+        required=True,
+        type=Path,
+        help="run folder: dataset/ and expression/gene_tpm.tsv are written in it",
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)

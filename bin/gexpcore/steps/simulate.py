@@ -51,6 +51,7 @@ effects (elements.tsv) and each element's latent accessibility per sample.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .files import atomic_write, deterministic_gzip
+from ..files import atomic_write, deterministic_gzip
+from .options import non_negative_float, positive_int
 
 log = logging.getLogger("gexp")
 
@@ -435,3 +437,37 @@ def _write_peaks(
     with atomic_write(folder / name) as fh:
         peaks.to_csv(fh, sep="\t", header=False, index=False)
     return f"peaks/{name}"
+
+
+# -- the command line: `gexp simulate` ---------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--outdir", required=True, type=Path, help="folder to write the cohort to")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--samples", type=positive_int, default=12, help="samples")
+    p.add_argument("--genes", type=positive_int, default=300, help="genes")
+    p.add_argument("--groups", type=positive_int, default=4, help="biosample groups")
+    p.add_argument("--reads", type=positive_int, default=100_000, help="fragments per sample")
+    p.add_argument("--noise", type=float, default=0.3, help="biological noise (sd of log TPM)")
+    p.add_argument(
+        "--group-separation",
+        type=non_negative_float,
+        default=1.5,
+        help="how far apart the groups' accessibility programs are, against a within-group sd "
+        "of 0.6; 0.3 makes closely related conditions (a time course of one cell type)",
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    sheet = simulate(
+        a.outdir,
+        seed=a.seed,
+        samples=a.samples,
+        genes=a.genes,
+        groups=a.groups,
+        reads=a.reads,
+        noise=a.noise,
+        group_separation=a.group_separation,
+    )
+    print(sheet)

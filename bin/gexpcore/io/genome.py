@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import GexpError
-from .files import read_text
+from ..errors import GexpError
+from ..files import read_text
 
 # Chromosome sizes bundled with gexp (assets/ beside bin/ in the repository; each file's
 # source is in assets/README.md), primary assemblies only. A GRC name and its UCSC name
@@ -23,7 +23,7 @@ GENOMES = {
     "GRCm38": "GRCm38.chrom.sizes",
     "mm10": "GRCm38.chrom.sizes",
 }
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = Path(__file__).resolve().parents[3] / "assets"
 
 
 def chrom_sizes_for(chrom_sizes: str | Path | None, genome: str | None) -> Path:

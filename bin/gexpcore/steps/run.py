@@ -8,6 +8,7 @@ the same command after an interruption redoes only what is missing or stale.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -15,6 +16,20 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import GexpError
+from ..files import remove_stale_temporaries, require_file
+from ..io.genome import chrom_sizes_for, parse_region, read_chrom_sizes
+from ..io.samplesheet import (
+    Sample,
+    check_local_inputs,
+    read_samplesheet,
+    remote_sources,
+    write_validated,
+)
+from ..lock import folder_lock
+from ..resume import StepCache, fingerprint
+from ..tools import default_threads
+from ..versions import write_pipeline_info
 from .bins import make_bins, read_bin_layout
 from .dataset import (
     ACCESSIBILITY_SUFFIX,
@@ -22,27 +37,14 @@ from .dataset import (
     build_dataset,
     require_genes_in_bins,
 )
-from .errors import GexpError
-from .files import remove_stale_temporaries, require_file
+from .fetch import fetcher, network_options
 from .gene_tpm import gene_tpm, write_gene_tpm
-from .genome import parse_region, read_chrom_sizes
-from .lock import folder_lock
-from .peak_bins import bin_bam, bin_peak_values, is_bam, write_peak_bins
+from .localise import fetched_files, localise
+from .options import genome_options, positive_int
+from .peak_bins import bin_bam, bin_peak_values, is_bam, peak_options, write_peak_bins
 from .quantify import kallisto_index, kallisto_quant_checked
 from .reference import read_genes, read_tx2gene, write_reference
-from .resume import StepCache, fingerprint
-from .samplesheet import (
-    Sample,
-    check_local_inputs,
-    fetched_files,
-    localise,
-    read_samplesheet,
-    remote_sources,
-    write_validated,
-)
-from .tools import default_threads  # noqa: F401  (runner.default_threads, as before)
-from .train import TrainSettings
-from .versions import write_pipeline_info
+from .train import TrainSettings, train_settings, training_options
 
 log = logging.getLogger("gexp")
 
@@ -187,7 +189,7 @@ class Runner:
         return self.out
 
     def train_and_report(self) -> None:
-        from .cv import MIN_FOLD
+        from ..evaluation.cv import MIN_FOLD
         from .report import write_report
 
         p, ds, model = self.p, self.out / "dataset", self.out / "model"
@@ -314,3 +316,71 @@ def _sweep(folder: Path, skip: tuple[str, ...] = ()) -> None:
     """Remove what a killed run left half-written (call with the folder's lock held)."""
     if removed := remove_stale_temporaries(folder, skip=skip):
         log.info("removed %d temporary file(s) left by an interrupted run in %s", removed, folder)
+
+
+# -- the command line: `gexp run` --------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, type=Path, help="samplesheet CSV")
+    p.add_argument(
+        "--transcriptome",
+        type=Path,
+        help="transcript FASTA (.gz) of the GTF's release; needed only when a sample has FASTQ",
+    )
+    p.add_argument(
+        "--gtf", required=True, type=Path, help="GENCODE or Ensembl GTF (.gz), any release"
+    )
+    genome_options(p)
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="output folder; one run at a time (locked)"
+    )
+    p.add_argument("--region", help="e.g. chr1:1-10000000 (default: whole genome)")
+    p.add_argument("--bin-size", type=positive_int, default=1000, help="bin width in bp")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=default_threads(),
+        help="samples at once and torch threads (default: the CPUs available, %(default)s here)",
+    )
+    peak_options(p, "--peak-mode")
+    p.add_argument(
+        "--fragment-length",
+        type=float,
+        default=200.0,
+        help="single-end reads: kallisto's mean fragment length (a samplesheet column overrides)",
+    )
+    p.add_argument(
+        "--fragment-sd",
+        type=float,
+        default=20.0,
+        help="single-end reads: kallisto's fragment length sd (a samplesheet column overrides)",
+    )
+    p.add_argument(
+        "--max-downloads",
+        type=positive_int,
+        default=4,
+        help="downloads at once when fetching remote inputs",
+    )
+    network_options(p)
+    training_options(p)
+
+
+def run(a: argparse.Namespace) -> None:
+    params = RunParams(
+        input=a.input,
+        transcriptome=a.transcriptome,
+        gtf=a.gtf,
+        chrom_sizes=chrom_sizes_for(a.chrom_sizes, a.genome),
+        outdir=a.outdir,
+        region=a.region,
+        bin_size=a.bin_size,
+        threads=a.threads,
+        peak_mode=a.peak_mode,
+        min_score=a.min_score,
+        fragment_length=a.fragment_length,
+        fragment_sd=a.fragment_sd,
+        max_downloads=a.max_downloads,
+        training=train_settings(a),
+    )
+    Runner(params, fetcher=fetcher(a)).run()

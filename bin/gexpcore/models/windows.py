@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import GexpError
+from ..errors import GexpError
 
 
 class WindowIndex:

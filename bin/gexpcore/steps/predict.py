@@ -8,6 +8,7 @@ cannot be harmonised) or outside its region is refused, naming both sides.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from pathlib import Path
@@ -16,11 +17,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..models.base import Context, accessibility_digest, accessibility_features
+from ..models.store import load_model
 from .bins import read_bins
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .models.base import Context, accessibility_digest, accessibility_features
-from .models.store import load_model
 from .peak_bins import bin_bam, bin_peaks, is_bam, read_peak_bins
 from .reference import read_genes
 
@@ -112,3 +113,27 @@ def predict(
         table.to_csv(fh, sep="\t", index=False, float_format="%.6g")
     log.info("predict: %s with %s → %s (%d genes)", atac.name, name, out, len(table))
     return out
+
+
+# -- the command line: `gexp predict` ----------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="model/ folder from `gexp train`")
+    p.add_argument(
+        "--atac",
+        required=True,
+        type=Path,
+        help="peaks (BED/narrowPeak), ATAC BAM, or a `gexp peak-bins` .tsv.gz",
+    )
+    p.add_argument(
+        "--outdir", required=True, type=Path, help="folder for <sample>.predicted_tpm.tsv"
+    )
+    p.add_argument(
+        "--model-name", help="which model (default: the default model of model_info.json, ensemble)"
+    )
+    p.add_argument("--sample", help="sample id for the output name (default: from the file)")
+
+
+def run(a: argparse.Namespace) -> None:
+    print(predict(a.model, a.atac, a.outdir, model_name=a.model_name, sample=a.sample))

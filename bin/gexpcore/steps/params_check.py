@@ -13,6 +13,7 @@ that Python cannot. main.nf therefore sends, beside the parameters, which of the
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import re
@@ -20,8 +21,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import GexpError
-from .files import atomic_write, read_json
+from ..errors import GexpError
+from ..files import atomic_write, read_json
 
 PATH_FORMATS = ("file-path", "directory-path", "path")
 # Parameters Nextflow itself or nf-core boilerplate may set that are no pipeline option.
@@ -132,3 +133,21 @@ def validate_params_file(schema_path: Path, params_path: Path, out: Path | None)
         with atomic_write(out) as fh:
             json.dump(params, fh, indent=2, sort_keys=True)
             fh.write("\n")
+
+
+# -- the command line: `gexp check-params` -----------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schema", required=True, type=Path, help="nextflow_schema.json")
+    p.add_argument(
+        "--params",
+        required=True,
+        type=Path,
+        help="parameters as JSON, or main.nf's {params, exists} document; - reads stdin",
+    )
+    p.add_argument("--out", type=Path, help="where to write the checked parameters (JSON)")
+
+
+def run(a: argparse.Namespace) -> None:
+    validate_params_file(a.schema, a.params, a.out)

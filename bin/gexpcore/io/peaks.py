@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import GexpError
-from .files import read_text
+from ..errors import GexpError
+from ..files import read_text
 from .ids import chrom_renames, harmonise_chroms
 
 if TYPE_CHECKING:

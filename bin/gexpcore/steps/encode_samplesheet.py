@@ -18,6 +18,7 @@ The `provenance` column records the experiment and file accessions of each row.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import re
@@ -26,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .errors import GexpError
-from .fetch import Fetcher
-from .files import atomic_write
-from .samplesheet import COLUMNS
+from ..errors import GexpError
+from ..files import atomic_write
+from ..io.samplesheet import COLUMNS
+from .fetch import Fetcher, fetcher, network_options
+from .options import positive_int
 
 log = logging.getLogger("gexp")
 
@@ -235,3 +237,20 @@ def write_encode_samplesheet(
         "ENCODE: paired %d biosample(s); skipped %d (%s)", len(rows), sum(skipped.values()), reasons
     )
     return len(rows)
+
+
+# -- the command line: `gexp encode-samplesheet` -----------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="samplesheet CSV to write")
+    p.add_argument("--assembly", default="GRCh38", help="assembly of the ATAC-seq peak files")
+    p.add_argument(
+        "--biosample-type", help='e.g. "tissue", "cell line", "primary cell" (default: any)'
+    )
+    p.add_argument("--limit", type=positive_int, help="at most this many biosamples (default: all)")
+    network_options(p)
+
+
+def run(a: argparse.Namespace) -> None:
+    write_encode_samplesheet(a.out, fetcher(a), a.assembly, a.biosample_type, a.limit)

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import GexpError
-from .files import read_text
+from ..errors import GexpError
+from ..files import read_text
 from .ids import SAMPLE_ID
 
 COLUMNS = ["sample", "group", "rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd"]
@@ -171,7 +171,7 @@ def read_samplesheet(
 
 def check_local_inputs(samples: list[Sample]) -> None:
     """Every local input exists and is readable, before any work starts."""
-    from .files import require_file
+    from ..files import require_file
 
     for s in samples:
         for column, values in (
@@ -193,7 +193,7 @@ def check_local_inputs(samples: list[Sample]) -> None:
 
 def write_validated(samples: list[Sample], out: str | Path) -> None:
     """The samplesheet as the pipeline consumes it: absolute paths and explicit defaults."""
-    from .files import atomic_write
+    from ..files import atomic_write
 
     with atomic_write(out) as fh:
         writer = csv.writer(fh, lineterminator="\n")
@@ -222,73 +222,3 @@ def remote_sources(samples: list[Sample]) -> list[str]:
             if value and is_remote(value):
                 found[value] = None
     return list(found)
-
-
-def localise(samples: list[Sample], fetched: dict[str, list[str]]) -> list[Sample]:
-    """Replace remote sources by their downloaded files.
-
-    An SRA/ENA run in rna_1 that ENA serves as two files becomes read 1 and read 2.
-    """
-    from dataclasses import replace
-
-    def one(value: str, s: Sample, column: str) -> str:
-        files = fetched.get(value, [value]) if value else [value]
-        if len(files) != 1:
-            raise GexpError(f"sample {s.sample}: {column} '{value}' is paired-end; put it in rna_1")
-        return files[0]
-
-    result = []
-    for s in samples:
-        read1, read2 = [], []
-        for i, value in enumerate(s.rna_1):
-            files = fetched.get(value, [value])
-            if len(files) == 2:
-                if s.rna_2:
-                    raise GexpError(
-                        f"sample {s.sample}: run '{value}' is paired-end by itself; "
-                        "leave rna_2 empty"
-                    )
-                read1.append(files[0])
-                read2.append(files[1])
-            else:
-                read1.append(files[0])
-                if s.rna_2:
-                    read2.append(one(s.rna_2[i], s, "rna_2"))
-        if read2 and len(read2) != len(read1):
-            raise GexpError(f"sample {s.sample}: mixes single-end and paired-end runs")
-        result.append(
-            replace(
-                s,
-                rna_1=read1,
-                rna_2=read2,
-                rna_tpm=one(s.rna_tpm, s, "rna_tpm"),
-                atac=one(s.atac, s, "atac"),
-            )
-        )
-    return result
-
-
-def fetched_map(sources: list[str], path: Path) -> dict[str, list[str]]:
-    """Where each source was fetched to, as the pipeline saw it: main.nf names FETCH's outputs
-    by the paths Nextflow has for them (work folder or bucket URIs, valid where main.nf reads
-    the samplesheet), not by the task-local copies a cloud task would see."""
-    from .files import read_json
-
-    mapping = read_json(path, "fetched-files map", empty={})
-    missing = [s for s in sources if not mapping.get(s)]
-    if missing:
-        raise GexpError(f"'{missing[0]}' has not been fetched (no file in the fetched-files map)")
-    return {s: sorted(mapping[s]) for s in sources}
-
-
-def fetched_files(sources: list[str], folder: Path, verify: bool = False) -> dict[str, list[str]]:
-    """Map each remote source to its files in a fetch folder; fail naming a missing one."""
-    from .fetch import cached_files
-
-    mapping = {}
-    for source in sources:
-        files = cached_files(source, folder, verify=verify)
-        if not files:
-            raise GexpError(f"'{source}' has not been fetched into {folder}")
-        mapping[source] = [str(Path(f).resolve()) for f in files]
-    return mapping

@@ -11,6 +11,7 @@ and there is no script or stylesheet from elsewhere.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import io
@@ -22,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .errors import GexpError
-from .files import atomic_write
-from .models import BASELINES
+from .. import __version__
+from ..errors import GexpError
+from ..files import atomic_write
+from ..models import BASELINES
 
 log = logging.getLogger("gexp")
 
@@ -84,7 +85,7 @@ METRIC_LEGEND = (
 
 
 def _count_peaks(path: str) -> int | None:
-    from .files import read_text
+    from ..files import read_text
 
     try:
         if not path or not Path(path).is_file():
@@ -436,3 +437,31 @@ dd {{ margin-left: 1.5em; }}
         fh.write(page)
     log.info("report: %s", out)
     return out
+
+
+# -- the command line: `gexp report` -----------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, type=Path, help="a `gexp run` output folder")
+    p.add_argument("--out", type=Path, help="default: RUN/report.html")
+    p.add_argument(
+        "--peaks",
+        nargs="*",
+        metavar="SAMPLE=FILE",
+        help="each sample's ATAC-seq peaks, counted in the QC table "
+        "(default: the files RUN/pipeline_info/samplesheet.local.csv names)",
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    peaks = None
+    if a.peaks is not None:
+        pairs = [item.partition("=") for item in a.peaks]
+        bad = [
+            item for item, (_, eq, path) in zip(a.peaks, pairs, strict=True) if not eq or not path
+        ]
+        if bad:
+            raise GexpError(f"--peaks takes SAMPLE=FILE, got '{bad[0]}'")
+        peaks = {sample: path for sample, _, path in pairs}
+    print(write_report(a.run, a.out, peaks))

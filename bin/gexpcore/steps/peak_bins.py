@@ -13,17 +13,19 @@ The output is sparse: only bins with a non-zero value, as `bin<TAB>value`.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.genome import chrom_sizes_for, read_chrom_sizes
+from ..io.peaks import read_peak_columns
+from ..tools import run_tool
 from .bins import read_bin_layout, read_bins
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .genome import read_chrom_sizes
-from .peaks import read_peak_columns
-from .tools import run_tool
+from .options import genome_options
 
 if TYPE_CHECKING:  # imported where used: binning peaks needs neither (it runs once per sample)
     import numpy as np
@@ -149,7 +151,7 @@ def bin_bam(bam_path: str | Path, bins_path: str | Path, min_mapq: int = 30) -> 
     import pandas as pd
     import pysam
 
-    from .ids import harmonise_chroms
+    from ..io.ids import harmonise_chroms
 
     bam_path = require_file(bam_path, "ATAC BAM")
     bins = read_bins(bins_path)
@@ -246,3 +248,33 @@ def read_peak_bins(path: str | Path) -> pd.DataFrame:
             f"accessibility {path}: expected columns bin, value (from `gexp peak-bins`)"
         )
     return table
+
+
+# -- the command line: `gexp peak-bins` --------------------------------------------------------
+
+
+def peak_options(p: argparse.ArgumentParser, mode_flag: str) -> None:
+    """How peaks become bin values: `--mode` for peak-bins, `--peak-mode` for run."""
+    p.add_argument(mode_flag, choices=MODES, default="signal", help="bin value from peaks")
+    p.add_argument(
+        "--min-score", type=float, help="drop peaks with a BED score below this (default: none)"
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--peaks", required=True, type=Path, help="BED/narrowPeak (.gz) or ATAC BAM")
+    p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
+    p.add_argument("--out", required=True, type=Path, help="<sample>.tsv.gz to write")
+    peak_options(p, "--mode")
+    genome_options(p, "genome chromosomes (default: the chromosomes of the bins)")
+    p.add_argument("--min-mapq", type=int, default=30, help="BAM input: minimum MAPQ")
+
+
+def run(a: argparse.Namespace) -> None:
+    require_file(a.peaks, "peaks")
+    if is_bam(a.peaks):
+        values = bin_bam(a.peaks, a.bins, min_mapq=a.min_mapq)
+    else:
+        sizes = chrom_sizes_for(a.chrom_sizes, a.genome) if a.chrom_sizes or a.genome else None
+        values = bin_peak_values(a.peaks, a.bins, a.mode, a.min_score, sizes)
+    write_peak_bins(values, a.out)

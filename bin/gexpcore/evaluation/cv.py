@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import GexpError
+from ..errors import GexpError
 
 MIN_FOLD = 3
 

@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..files import atomic_dir, atomic_path
+from ..tools import dies_with_parent, require_tool, run_tool, tool_failed
 from .fastq_check import FastqFeed, check_fastqs, heads_are_valid, reads_if_valid
-from .files import atomic_dir, atomic_path
-from .tools import dies_with_parent, require_tool, run_tool, tool_failed
 
 log = logging.getLogger("gexp")
 
