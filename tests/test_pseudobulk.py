@@ -1,6 +1,6 @@
 """Pseudobulk samples from a simulated multiome library recover its per-cell truth exactly.
 
-The simulator (gexpcore.simulate_multiome) writes Cell Ranger ARC's formats (a 10x h5,
+The simulator (gexpcore.steps.simulate_multiome) writes Cell Ranger ARC's formats (a 10x h5,
 a bgzipped tabix-indexed fragments file) and, from its in-memory draws, the summed
 UMI counts and Tn5 cut sites of every (group, donor). The checks read the outputs
 independently: the h5 layout with h5py alone, gene lengths with plain interval
@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from conftest import run_gexp
 from gexpcore.errors import GexpError
-from gexpcore.pseudobulk import pseudobulk
-from gexpcore.simulate_multiome import BIN, CHROM_SIZE, simulate_multiome
+from gexpcore.steps.pseudobulk import pseudobulk
+from gexpcore.steps.simulate_multiome import BIN, CHROM_SIZE, simulate_multiome
 
 
 @pytest.fixture(scope="module")

@@ -429,7 +429,7 @@ def test_early_stopping_records_the_validation_curve_beside_the_training_one(run
 
 
 def test_the_sample_table_never_shows_none_or_nan(run_result):
-    from gexpcore.report import _shown
+    from gexpcore.steps.report import _shown
 
     row = {"sample": "B", "group": "", "reads": None, "pseudoaligned_pct": None}
     missing = pd.DataFrame([{**row, "peaks": float("nan"), "open_bins": 3, "genes_detected": 30}])

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import GexpError
-from .files import atomic_path, require_file
+from ..errors import GexpError
+from ..files import atomic_path, require_file
 
 GENE_EXPRESSION = "Gene Expression"
 PEAKS = "Peaks"

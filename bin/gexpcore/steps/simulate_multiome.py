@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .files import atomic_write
-from .tenx import GENE_EXPRESSION, PEAKS, FeatureMatrix, write_10x_h5
+from ..files import atomic_write
+from ..io.tenx import GENE_EXPRESSION, PEAKS, FeatureMatrix, write_10x_h5
 
 log = logging.getLogger("gexp")
 

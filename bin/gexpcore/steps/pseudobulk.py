@@ -35,11 +35,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import GexpError
+from ..files import atomic_write, require_file
+from ..io.ids import chrom_renames, strip_versions
+from ..io.tenx import GENE_EXPRESSION, read_10x_h5
 from .bins import BinLayout, read_bin_layout
-from .errors import GexpError
-from .files import atomic_write, require_file
-from .ids import chrom_renames, strip_versions
-from .tenx import GENE_EXPRESSION, read_10x_h5
 
 log = logging.getLogger("gexp")
 
