@@ -362,3 +362,8 @@ def test_paired_run_given_as_read_2(tmp_path):
 def test_report_peaks_must_be_sample_equals_file(tmp_path):
     proc = run_gexp("report", "--run", tmp_path, "--peaks", "S001")
     assert_user_error(proc, "--peaks takes SAMPLE=FILE, got 'S001'")
+
+
+def test_check_fastq_on_a_missing_file_names_it_in_one_line(tmp_path):
+    proc = run_gexp("check-fastq", "--sample", "S1", "--read1", tmp_path / "absent.fastq.gz")
+    assert_user_error(proc, "FASTQ not found", "absent.fastq.gz")

@@ -24,7 +24,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import GexpError
-from ..files import check_gzip_stream, is_gzip
+from ..files import check_gzip_stream, is_gzip, require_file
 
 HEAD_RECORDS = 1000
 
@@ -48,7 +48,7 @@ def _check_head(path: Path) -> None:
 
 
 def count_reads(path: str | Path) -> int:
-    path = Path(path)
+    path = require_file(path, "FASTQ")
     _check_head(path)
     lines = check_gzip_stream(path, "FASTQ")
     if lines == 0:
