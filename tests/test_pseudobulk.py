@@ -10,6 +10,7 @@ arithmetic, bins by position.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_gexp
+from conftest import assert_user_error, run_gexp
 from gexpcore.errors import GexpError
 from gexpcore.steps.pseudobulk import pseudobulk
 from gexpcore.steps.simulate_multiome import BIN, CHROM_SIZE, simulate_multiome
@@ -142,3 +143,39 @@ def test_small_groups_are_left_out_by_name_and_none_left_is_an_error(library, tm
 def test_a_genome_mismatch_is_refused(library, tmp_path):
     with pytest.raises(GexpError, match="on genome sim, not --genome GRCh38"):
         _pseudobulk(library, tmp_path / "out", genome="GRCh38")
+
+
+def test_simulate_pseudobulk_and_run_from_the_command_line(tmp_path):
+    """The way a user runs it: simulate a library, pseudobulk it, `gexp run` its samplesheet."""
+    lib = tmp_path / "lib"
+    assert run_gexp("-q", "simulate", "--multiome", "--outdir", lib, "--seed", 4).returncode == 0
+    bins = tmp_path / "bins.bed"
+    proc = run_gexp("-q", "bins", "--chrom-sizes", lib / "chrom.sizes", "--out", bins)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_gexp(
+        "-q", "pseudobulk", "--library", "lib1", "--h5", lib / "filtered_feature_bc_matrix.h5",
+        "--fragments", lib / "atac_fragments.tsv.gz", "--cells", lib / "cells.csv",
+        "--gtf", lib / "genes.gtf.gz", "--bins", bins, "--outdir", tmp_path / "pb",
+        "--min-cells", 20, "--replicates", 2,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    sheet = Path(proc.stdout.strip())
+    assert sheet == tmp_path / "pb" / "lib1.samplesheet.csv"
+    proc = run_gexp(
+        "-q", "run", "--input", sheet, "--gtf", lib / "genes.gtf.gz",
+        "--chrom-sizes", lib / "chrom.sizes", "--outdir", tmp_path / "res", "--cv", 2,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    qc = json.loads((tmp_path / "res" / "dataset" / "qc.json").read_text())
+    assert qc["n_samples"] == 16  # 4 types × 2 donors × 2 pseudo-replicates
+
+
+def test_pseudobulk_errors_are_one_line_and_write_nothing(library, tmp_path):
+    proc = run_gexp(
+        "pseudobulk", "--library", "lib1", "--h5", library / "filtered_feature_bc_matrix.h5",
+        "--fragments", library / "atac_fragments.tsv.gz", "--cells", library / "cells.csv",
+        "--gtf", library / "genes.gtf.gz", "--bins", library / "bins.bed",
+        "--outdir", tmp_path / "out", "--genome", "GRCh38",
+    )  # fmt: skip
+    assert_user_error(proc, "on genome sim, not --genome GRCh38")
+    assert not (tmp_path / "out").exists()

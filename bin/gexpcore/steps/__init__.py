@@ -40,6 +40,7 @@ COMMANDS = {
     "gene-tpm": Command("gene_tpm", "gene TPM of one sample from kallisto or a gene table"),
     "bins": Command("bins", "fixed-width bins over the genome or a region"),
     "peak-bins": Command("peak_bins", "accessibility per bin for one sample"),
+    "pseudobulk": Command("pseudobulk", "pseudobulk samples from one single-cell multiome library"),
     "dataset": Command("dataset", "merge samples into training matrices + qc.json"),
     "train": Command("train", "cross-validate and fit the models"),
     "predict": Command("predict", "expression for a sample with ATAC-seq only"),

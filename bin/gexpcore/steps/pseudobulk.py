@@ -25,6 +25,7 @@ that `gexp run --input` takes as it is.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import logging
 import re
@@ -40,6 +41,7 @@ from ..files import atomic_write, require_file
 from ..io.ids import chrom_renames, strip_versions
 from ..io.tenx import GENE_EXPRESSION, read_10x_h5
 from .bins import BinLayout, read_bin_layout
+from .options import positive_int
 
 log = logging.getLogger("gexp")
 
@@ -327,3 +329,42 @@ def _check_genome(h5, genomes: list[str], genome: str | None) -> None:
             f"multiome h5 {h5}: its features are on genome {', '.join(sorted(named))}, "
             f"not --genome {genome}"
         )
+
+
+# -- the command line: `gexp pseudobulk` -------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", required=True, help="library name: the samples' name prefix")
+    p.add_argument("--h5", required=True, type=Path, help="filtered_feature_bc_matrix.h5")
+    p.add_argument(
+        "--fragments", required=True, type=Path, help="atac_fragments.tsv.gz, with its .tbi"
+    )
+    p.add_argument("--cells", required=True, type=Path, help="CSV: barcode,group[,donor]")
+    p.add_argument("--gtf", required=True, type=Path, help="GTF: gene lengths for TPM (exons)")
+    p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
+    p.add_argument("--outdir", required=True, type=Path, help="folder for the samples")
+    p.add_argument(
+        "--min-cells",
+        type=positive_int,
+        default=MIN_CELLS,
+        help="cells a sample needs; smaller groups are left out (default: %(default)s)",
+    )
+    p.add_argument(
+        "--replicates",
+        type=positive_int,
+        default=1,
+        help="pseudo-replicates of disjoint cells per group (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for pseudo-replicates (default: 0)")
+    p.add_argument(
+        "--genome", help="assembly the h5 must be on (checked against its features' genome)"
+    )
+
+
+def run(a: argparse.Namespace) -> None:
+    pseudobulk(
+        a.library, a.h5, a.fragments, a.cells, a.gtf, a.bins, a.outdir,
+        min_cells=a.min_cells, replicates=a.replicates, seed=a.seed, genome=a.genome,
+    )  # fmt: skip
+    print(a.outdir / f"{a.library}.samplesheet.csv")

@@ -446,7 +446,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--outdir", required=True, type=Path, help="folder to write the cohort to")
     p.add_argument("--seed", type=int, default=1, help="random seed")
     p.add_argument("--samples", type=positive_int, default=12, help="samples")
-    p.add_argument("--genes", type=positive_int, default=300, help="genes")
+    p.add_argument("--genes", type=positive_int, help="genes (default: 300; 120 with --multiome)")
     p.add_argument("--groups", type=positive_int, default=4, help="biosample groups")
     p.add_argument("--reads", type=positive_int, default=100_000, help="fragments per sample")
     p.add_argument("--noise", type=float, default=0.3, help="biological noise (sd of log TPM)")
@@ -457,14 +457,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how far apart the groups' accessibility programs are, against a within-group sd "
         "of 0.6; 0.3 makes closely related conditions (a time course of one cell type)",
     )
+    p.add_argument(
+        "--multiome",
+        action="store_true",
+        help="write one single-cell multiome library instead (Cell Ranger ARC's h5 and "
+        "fragments, a cell table, GTF, chromosome sizes and per-cell truth; --groups cell "
+        "types, --donors donors, --genes genes)",
+    )
+    p.add_argument("--donors", type=positive_int, default=2, help="--multiome: donors")
 
 
 def run(a: argparse.Namespace) -> None:
+    if a.multiome:
+        from .simulate_multiome import simulate_multiome
+
+        print(simulate_multiome(a.outdir, seed=a.seed, groups=a.groups, donors=a.donors,
+                                genes=a.genes or 120))  # fmt: skip
+        return
     sheet = simulate(
         a.outdir,
         seed=a.seed,
         samples=a.samples,
-        genes=a.genes,
+        genes=a.genes or 300,
         groups=a.groups,
         reads=a.reads,
         noise=a.noise,
