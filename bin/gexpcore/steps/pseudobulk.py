@@ -209,7 +209,9 @@ def cut_sites(
     layout: BinLayout = read_bin_layout(bins_path)
     width = _bin_width(Path(bins_path))
     sample_of = {b: i for i, s in enumerate(samples) for b in s.barcodes}
-    rows, cols, per_sample = [], [], np.zeros(len(samples), dtype=np.int64)
+    shape = (len(samples), layout.n_bins)
+    matrix = sp.csr_matrix(shape, dtype=np.float32)
+    per_sample = np.zeros(len(samples), dtype=np.int64)
     with pysam.TabixFile(str(fragments)) as tbx:
         contigs = list(tbx.contigs)
         renames = chrom_renames(dict.fromkeys(contigs), {c.chrom for c in layout.chroms})
@@ -217,6 +219,8 @@ def cut_sites(
         for run in layout.chroms:
             if run.chrom not in by_bins:
                 continue
+            rows: list[np.ndarray] = []
+            cols: list[np.ndarray] = []
             batch: list[str] = []
             for line in tbx.fetch(by_bins[run.chrom]):
                 batch.append(line)
@@ -224,13 +228,17 @@ def cut_sites(
                     _count(batch, sample_of, run, width, rows, cols, per_sample)
                     batch = []
             _count(batch, sample_of, run, width, rows, cols, per_sample)
-    data = np.ones(sum(len(r) for r in rows), dtype=np.float32)
-    matrix = sp.csr_matrix(
-        (data, (np.concatenate(rows or [[]]), np.concatenate(cols or [[]]))),
-        shape=(len(samples), layout.n_bins),
-    )
-    matrix.sum_duplicates()
-    return matrix, per_sample
+            # One chromosome's cut sites summed into their bins before the next is read, so
+            # memory holds the largest chromosome's cuts, not the file's.
+            matrix = matrix + _summed(rows, cols, shape)
+    return matrix.tocsr(), per_sample
+
+
+def _summed(rows: list[np.ndarray], cols: list[np.ndarray], shape) -> sp.csr_matrix:
+    if not rows:
+        return sp.csr_matrix(shape, dtype=np.float32)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=shape)
 
 
 def _count(lines, sample_of, run, width, rows, cols, per_sample) -> None:
