@@ -41,6 +41,7 @@ from ..files import atomic_write, require_file
 from ..io.ids import chrom_renames, strip_versions
 from ..io.tenx import GENE_EXPRESSION, read_10x_h5
 from .bins import BinLayout, read_bin_layout
+from .gene_tpm import write_gene_tpm
 from .options import positive_int
 
 log = logging.getLogger("gexp")
@@ -186,16 +187,34 @@ def tpm(counts: pd.DataFrame, lengths: pd.Series) -> pd.DataFrame:
     return rate.div(rate.sum(axis=0).replace(0, np.nan), axis=1).mul(1e6).fillna(0.0)
 
 
-def _bin_width(bins_path: Path) -> int:
-    with open(bins_path) as fh:
-        fields = fh.readline().split("\t")
-    return int(fields[2]) - int(fields[1])
+@dataclass
+class BinGrid:
+    """A bins.bed's layout and width, with every bin's chromosome and start: read once per
+    library and shared by the cut-site counts and every sample's peak file."""
+
+    layout: BinLayout
+    width: int
+    chrom_of: np.ndarray  # bin → chromosome
+    starts: np.ndarray  # bin → start
+
+    @classmethod
+    def read(cls, bins_path: str | Path) -> BinGrid:
+        layout = read_bin_layout(bins_path)
+        with open(bins_path) as fh:
+            fields = fh.readline().split("\t")
+        width = int(fields[2]) - int(fields[1])
+        chrom_of = np.empty(layout.n_bins, dtype=object)
+        starts = np.empty(layout.n_bins, dtype=np.int64)
+        for run in layout.chroms:
+            chrom_of[run.first : run.first + run.count] = run.chrom
+            starts[run.first : run.first + run.count] = run.start + width * np.arange(run.count)
+        return cls(layout, width, chrom_of, starts)
 
 
 def cut_sites(
     fragments: str | Path,
     samples: list[PseudobulkSample],
-    bins_path: str | Path,
+    grid: BinGrid,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Samples × bins Tn5 cut-site counts, and fragments per sample, streamed by chromosome."""
     import pysam
@@ -206,8 +225,7 @@ def cut_sites(
             f"fragments {fragments}: no tabix index {fragments}.tbi beside it "
             f"(make one with: tabix -p bed {fragments})"
         )
-    layout: BinLayout = read_bin_layout(bins_path)
-    width = _bin_width(Path(bins_path))
+    layout, width = grid.layout, grid.width
     sample_of = {b: i for i, s in enumerate(samples) for b in s.barcodes}
     shape = (len(samples), layout.n_bins)
     matrix = sp.csr_matrix(shape, dtype=np.float32)
@@ -259,20 +277,15 @@ def _count(lines, sample_of, run, width, rows, cols, per_sample) -> None:
         cols.append(run.first + local)
 
 
-def write_bins_as_peaks(path: Path, row: sp.csr_matrix, layout: BinLayout, width: int) -> None:
+def write_bins_as_peaks(path: Path, row: sp.csr_matrix, grid: BinGrid) -> None:
     """One sample's non-zero bins as a narrowPeak (signalValue = cut sites in the bin)."""
     row = sp.csr_matrix(row)
     row.sort_indices()
-    chrom_of = np.empty(layout.n_bins, dtype=object)
-    starts = np.empty(layout.n_bins, dtype=np.int64)
-    for run in layout.chroms:
-        chrom_of[run.first : run.first + run.count] = run.chrom
-        starts[run.first : run.first + run.count] = run.start + width * np.arange(run.count)
-    ends = {run.chrom: run.end for run in layout.chroms}
+    ends = grid.layout.ends()
     with atomic_write(path, level=1) as fh:
         for b, v in zip(row.indices, row.data, strict=True):
-            chrom, start = chrom_of[b], int(starts[b])
-            end = min(start + width, ends[chrom])
+            chrom, start = grid.chrom_of[b], int(grid.starts[b])
+            end = min(start + grid.width, ends[chrom])
             fh.write(f"{chrom}\t{start}\t{end}\t.\t0\t.\t{int(v)}\t-1\t-1\t-1\n")
 
 
@@ -303,15 +316,14 @@ def pseudobulk(
     counts.index = strip_versions(pd.Series(genes.ids)).to_numpy()
     counts = counts.groupby(level=0).sum()
     values = tpm(counts, exonic_lengths(gtf))
-    cuts, per_sample = cut_sites(fragments, samples, bins)
-    layout, width = read_bin_layout(bins), _bin_width(Path(bins))
+    grid = BinGrid.read(bins)
+    cuts, per_sample = cut_sites(fragments, samples, grid)
     rows = []
     for i, s in enumerate(samples):
         rna = outdir / f"{s.sample}.gene_tpm.tsv"
-        with atomic_write(rna) as fh:
-            values[s.sample].rename_axis("gene_id").rename("tpm").to_frame().to_csv(fh, sep="\t")
+        write_gene_tpm(values[s.sample], rna)
         atac = outdir / f"{s.sample}.narrowPeak.gz"
-        write_bins_as_peaks(atac, cuts[i], layout, width)
+        write_bins_as_peaks(atac, cuts[i], grid)
         rows.append(
             {
                 "sample": s.sample, "library": library, "group": s.group, "donor": s.donor,
