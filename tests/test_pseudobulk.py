@@ -27,11 +27,12 @@ from gexpcore.steps.simulate_multiome import BIN, CHROM_SIZE, simulate_multiome
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
+    """lib1/ of a simulated experiment; its GTF, chrom.sizes and bins.bed are in the parent."""
     out = tmp_path_factory.mktemp("multiome")
     simulate_multiome(out, seed=2)
     proc = run_gexp("bins", "--chrom-sizes", out / "chrom.sizes", "--out", out / "bins.bed")
     assert proc.returncode == 0, proc.stderr
-    return out
+    return out / "lib1"
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,8 @@ def result(library, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 def _pseudobulk(library: Path, out: Path, **kw) -> pd.DataFrame:
     return pseudobulk(
         "lib1", library / "filtered_feature_bc_matrix.h5", library / "atac_fragments.tsv.gz",
-        kw.pop("cells", library / "cells.csv"), library / "genes.gtf.gz", library / "bins.bed",
-        out, **kw,
+        kw.pop("cells", library / "cells.csv"), library.parent / "genes.gtf.gz",
+        library.parent / "bins.bed", out, **kw,
     )  # fmt: skip
 
 
@@ -91,7 +92,7 @@ def _exon_union(gtf: Path) -> dict[str, int]:
 def test_tpm_is_counts_per_exonic_kilobase_scaled_to_a_million(library, result):
     out, qc = result
     truth = pd.read_csv(library / "truth" / "umi_counts.tsv", sep="\t", index_col=0)
-    lengths = pd.Series(_exon_union(library / "genes.gtf.gz"))
+    lengths = pd.Series(_exon_union(library.parent / "genes.gtf.gz"))
     sample = qc["sample"].iloc[0]
     rate = truth[sample] / lengths.reindex(truth.index) * 1000
     expected = rate / rate.sum() * 1e6
@@ -110,7 +111,7 @@ def test_pseudo_replicates_split_cells_disjointly(library, tmp_path):
 def test_the_samplesheet_it_writes_is_a_bulk_one(result):
     out, qc = result
     sheet = pd.read_csv(out / "lib1.samplesheet.csv")
-    assert list(sheet.columns) == ["sample", "group", "rna_tpm", "atac"]
+    assert list(sheet.columns) == ["sample", "group", "donor", "rna_tpm", "atac"]
     assert all(Path(p).is_file() for p in [*sheet["rna_tpm"], *sheet["atac"]])
 
 
@@ -125,11 +126,11 @@ def test_an_unknown_barcode_is_named_with_its_line(library, tmp_path):
 
 
 def test_fragments_without_an_index_are_refused(library, tmp_path):
-    copy = tmp_path / "lib"
-    shutil.copytree(library, copy)
-    (copy / "atac_fragments.tsv.gz.tbi").unlink()
+    copy = tmp_path / "experiment"
+    shutil.copytree(library.parent, copy)
+    (copy / "lib1" / "atac_fragments.tsv.gz.tbi").unlink()
     with pytest.raises(GexpError, match="no tabix index"):
-        _pseudobulk(copy, tmp_path / "out")
+        _pseudobulk(copy / "lib1", tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -152,9 +153,10 @@ def test_simulate_pseudobulk_and_run_from_the_command_line(tmp_path):
     bins = tmp_path / "bins.bed"
     proc = run_gexp("-q", "bins", "--chrom-sizes", lib / "chrom.sizes", "--out", bins)
     assert proc.returncode == 0, proc.stderr
+    one = lib / "lib1"
     proc = run_gexp(
-        "-q", "pseudobulk", "--library", "lib1", "--h5", lib / "filtered_feature_bc_matrix.h5",
-        "--fragments", lib / "atac_fragments.tsv.gz", "--cells", lib / "cells.csv",
+        "-q", "pseudobulk", "--library", "lib1", "--h5", one / "filtered_feature_bc_matrix.h5",
+        "--fragments", one / "atac_fragments.tsv.gz", "--cells", one / "cells.csv",
         "--gtf", lib / "genes.gtf.gz", "--bins", bins, "--outdir", tmp_path / "pb",
         "--min-cells", 20, "--replicates", 2,
     )  # fmt: skip
@@ -174,8 +176,158 @@ def test_pseudobulk_errors_are_one_line_and_write_nothing(library, tmp_path):
     proc = run_gexp(
         "pseudobulk", "--library", "lib1", "--h5", library / "filtered_feature_bc_matrix.h5",
         "--fragments", library / "atac_fragments.tsv.gz", "--cells", library / "cells.csv",
-        "--gtf", library / "genes.gtf.gz", "--bins", library / "bins.bed",
+        "--gtf", library.parent / "genes.gtf.gz", "--bins", library.parent / "bins.bed",
         "--outdir", tmp_path / "out", "--genome", "GRCh38",
     )  # fmt: skip
     assert_user_error(proc, "on genome sim, not --genome GRCh38")
+    assert not (tmp_path / "out").exists()
+
+
+# -- a multiome samplesheet in `gexp run` ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    """Two libraries of two donors each, as `gexp simulate --multiome` writes them."""
+    out = tmp_path_factory.mktemp("experiment")
+    proc = run_gexp("-q", "simulate", "--multiome", "--libraries", 2, "--outdir", out, "--seed", 5)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == out / "samplesheet.csv"
+    return out
+
+
+def _run(experiment: Path, outdir: Path, *extra, sheet: Path | None = None):
+    return run_gexp(
+        "run", "--input", sheet or experiment / "samplesheet.csv",
+        "--gtf", experiment / "genes.gtf.gz", "--chrom-sizes", experiment / "chrom.sizes",
+        "--outdir", outdir, "--min-cells", 20, "--threads", 2, *extra,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def multiome_run(experiment, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("multiome-run") / "results"
+    proc = _run(experiment, out, "--models", "mean,nearest")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_gexp_run_makes_every_librarys_samples_and_records_cells(experiment, multiome_run):
+    samples = pd.read_csv(multiome_run / "dataset" / "samples.tsv", sep="\t")
+    made = pd.concat(
+        pd.read_csv(multiome_run / "pseudobulk" / f"{lib}.samples.tsv", sep="\t")
+        for lib in ("lib1", "lib2")
+    )
+    assert len(samples) == 16  # 2 libraries × 4 types × 2 donors
+    assert list(samples.columns) == [
+        "sample", "group", "donor", "library", "cells", "umis", "fragments"
+    ]  # fmt: skip
+    merged = samples.merge(made, on="sample", suffixes=("", "_made"))
+    for column in ("group", "donor", "library", "cells", "umis", "fragments"):
+        assert (merged[column] == merged[f"{column}_made"]).all(), column
+    cells = pd.concat(
+        pd.read_csv(experiment / lib / "cells.csv").assign(library=lib) for lib in ("lib1", "lib2")
+    )
+    expected = cells.groupby(["library", "group", "donor"]).size().sort_values()
+    assert sorted(samples["cells"]) == sorted(expected)
+    qc = json.loads((multiome_run / "dataset" / "qc.json").read_text())
+    assert all(qc["samples"][s]["fragments"] > 0 for s in samples["sample"])
+
+
+def test_gexp_run_accessibility_is_the_truths_cut_sites(experiment, multiome_run):
+    import scipy.sparse as sp
+
+    matrix = sp.load_npz(multiome_run / "dataset" / "accessibility.npz").toarray()
+    samples = pd.read_csv(multiome_run / "dataset" / "samples.tsv", sep="\t")["sample"].tolist()
+    truth = pd.read_csv(experiment / "lib2" / "truth" / "cut_sites.tsv", sep="\t")
+    sample = "lib2_type3_donor4"
+    expected = np.zeros(matrix.shape[1])
+    part = truth[truth["sample"] == sample]
+    expected[part["bin"].to_numpy()] = part["cuts"].to_numpy()
+    np.testing.assert_array_equal(matrix[samples.index(sample)], expected)
+
+
+def test_gexp_run_resumes_a_multiome_run_without_redoing_it(experiment, multiome_run):
+    proc = _run(experiment, multiome_run, "--models", "mean,nearest")
+    assert proc.returncode == 0, proc.stderr
+    assert "pseudobulk.lib1: complete, skipped" in proc.stderr
+    assert "pseudobulk.lib2: complete, skipped" in proc.stderr
+
+
+def _sheet(tmp_path: Path, experiment: Path, rows: list[str], header: str) -> Path:
+    sheet = tmp_path / "samplesheet.csv"
+    sheet.write_text("\n".join([header, *rows]) + "\n")
+    for name in ("lib1", "lib2"):
+        if not (tmp_path / name).exists():
+            (tmp_path / name).symlink_to(experiment / name)
+    return sheet
+
+
+LIB = "lib1/filtered_feature_bc_matrix.h5,lib1/atac_fragments.tsv.gz,lib1/cells.csv"
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "extra", "message"),
+    [
+        ("sample,multiome_h5,fragments,cells", f"lib1,{LIB}", ("--genome", "GRCh38"),
+         "its features are on genome sim, not --genome GRCh38"),
+        ("sample,multiome_h5,fragments,cells", f"lib1,{LIB}", ("--min-cells", 500),
+         "pseudobulk lib1: no group has 500 cells"),
+        ("sample,group,multiome_h5,fragments,cells", f"lib1,type1,{LIB}", (),
+         "line 2 (sample lib1): group of a multiome library comes from its cell table"),
+        ("sample,atac,multiome_h5,fragments,cells", f"lib1,p.bed,{LIB}", (),
+         "a multiome library (multiome_h5, fragments, cells) cannot also have atac"),
+        ("sample,multiome_h5,fragments", "lib1,lib1/filtered_feature_bc_matrix.h5,x.tsv.gz",
+         (), "multiome libraries need columns multiome_h5, fragments, cells; missing cells"),
+        ("sample,multiome_h5,fragments,cells", f"lib1,{LIB.replace('.gz', '')}", (),
+         "must be bgzipped (.tsv.gz) with a tabix index (.tbi) beside it"),
+        ("sample,multiome_h5,fragments,cells", "lib1,https://x.org/a.h5,f.tsv.gz,c.csv", (),
+         "multiome_h5 'https://x.org/a.h5' is a download"),
+    ],
+)  # fmt: skip
+def test_a_bad_multiome_samplesheet_fails_in_one_line_before_any_work(
+    experiment, tmp_path, header, row, extra, message
+):
+    sheet = _sheet(tmp_path, experiment, [row], header)
+    proc = _run(experiment, tmp_path / "out", *extra, sheet=sheet)
+    assert_user_error(proc, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fragments_without_index_and_unknown_barcodes_fail_before_any_work(experiment, tmp_path):
+    lib = tmp_path / "lib3"
+    shutil.copytree(experiment / "lib1", lib)
+    (lib / "atac_fragments.tsv.gz.tbi").unlink()
+    row = "lib3,lib3/filtered_feature_bc_matrix.h5,lib3/atac_fragments.tsv.gz,lib3/cells.csv"
+    sheet = _sheet(tmp_path, experiment, [row], "sample,multiome_h5,fragments,cells")
+    proc = _run(experiment, tmp_path / "out", sheet=sheet)
+    assert_user_error(proc, "sample lib3 fragments: no tabix index")
+    pysam_index(lib / "atac_fragments.tsv.gz")
+    lines = (lib / "cells.csv").read_text().splitlines()
+    lines[5] = "ZZZZ-1," + lines[5].split(",", 1)[1]
+    (lib / "cells.csv").write_text("\n".join(lines) + "\n")
+    proc = _run(experiment, tmp_path / "out", sheet=sheet)
+    assert_user_error(proc, "cells.csv, line 6: barcode ZZZZ-1 is not a cell")
+    assert not (tmp_path / "out").exists()
+
+
+def pysam_index(path: Path) -> None:
+    import pysam
+
+    pysam.tabix_index(str(path), preset="bed", force=True)
+
+
+def test_a_pseudobulk_sample_named_like_a_bulk_sample_is_refused(experiment, tmp_path):
+    rows = [
+        f"lib1,,,,{LIB}",
+        "lib1_type2_donor1,g,lib1/cells.csv,lib1/cells.csv,,,",
+    ]
+    sheet = _sheet(
+        tmp_path, experiment, rows, "sample,group,rna_tpm,atac,multiome_h5,fragments,cells"
+    )
+    proc = _run(experiment, tmp_path / "out", sheet=sheet)
+    assert_user_error(
+        proc, "line 2: library lib1 makes pseudobulk sample lib1_type2_donor1, the same name as "
+        "sample lib1_type2_donor1 on line 3"
+    )  # fmt: skip
     assert not (tmp_path / "out").exists()

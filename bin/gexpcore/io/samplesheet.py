@@ -22,7 +22,24 @@ from ..errors import GexpError
 from ..files import read_text
 from .ids import SAMPLE_ID
 
-COLUMNS = ["sample", "group", "rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd"]
+COLUMNS = [
+    "sample",
+    "group",
+    "donor",
+    "rna_1",
+    "rna_2",
+    "rna_tpm",
+    "atac",
+    "fragment_length",
+    "fragment_sd",
+    "multiome_h5",
+    "fragments",
+    "cells",
+]
+# A multiome row is one library (Cell Ranger ARC outputs and the user's cell table) that
+# `gexp pseudobulk` turns into samples; it has these three and none of the bulk inputs.
+MULTIOME = ("multiome_h5", "fragments", "cells")
+BULK_INPUTS = ("rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd")
 # provenance: where a row came from (encode-samplesheet); single_end: written by write_validated.
 EXTRA_COLUMNS = ("provenance", "single_end")
 REMOTE = re.compile(r"^(https?://|ftp://|ENCFF[0-9]{3}[A-Z]{3}$|[SED]RR[0-9]{6,}$)")
@@ -34,13 +51,21 @@ URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # any scheme: never a relative
 class Sample:
     sample: str
     group: str = ""
+    donor: str = ""
     rna_1: list[str] = field(default_factory=list)
     rna_2: list[str] = field(default_factory=list)
     rna_tpm: str = ""
     atac: str = ""
     fragment_length: float | None = None
     fragment_sd: float | None = None
+    multiome_h5: str = ""
+    fragments: str = ""
+    cells: str = ""
     line: int = 0
+
+    @property
+    def is_multiome(self) -> bool:
+        return bool(self.multiome_h5 or self.fragments or self.cells)
 
     @property
     def paired(self) -> bool:
@@ -108,10 +133,19 @@ def read_samplesheet(
             f"samplesheet {path}: unknown column(s) {', '.join(unknown)}; "
             f"expected {', '.join(COLUMNS)}"
         )
-    for required in ("sample", "atac"):
-        if required not in header:
-            raise GexpError(f"samplesheet {path}: missing required column '{required}'")
-    if "rna_1" not in header and "rna_tpm" not in header and require_rna:
+    if "sample" not in header:
+        raise GexpError(f"samplesheet {path}: missing required column 'sample'")
+    multiome = all(c in header for c in MULTIOME)
+    if not multiome and any(c in header for c in MULTIOME):
+        absent = ", ".join(c for c in MULTIOME if c not in header)
+        raise GexpError(
+            f"samplesheet {path}: multiome libraries need columns {', '.join(MULTIOME)}; "
+            f"missing {absent}"
+        )
+    if "atac" not in header and not multiome:
+        raise GexpError(f"samplesheet {path}: missing required column 'atac'")
+    has_rna = "rna_1" in header or "rna_tpm" in header
+    if not has_rna and not multiome and require_rna:
         raise GexpError(f"samplesheet {path}: needs an 'rna_1' or 'rna_tpm' column")
 
     if base_dir and URI.match(str(base_dir)):
@@ -145,14 +179,22 @@ def read_samplesheet(
         sample = Sample(
             sample=sample_id,
             group=values.get("group", ""),
+            donor=values.get("donor", ""),
             rna_1=_runs(values, "rna_1", base),
             rna_2=_runs(values, "rna_2", base),
             rna_tpm=_resolve(values.get("rna_tpm", ""), base),
             atac=_resolve(values.get("atac", ""), base),
             fragment_length=_number(values.get("fragment_length", ""), "fragment_length", where),
             fragment_sd=_number(values.get("fragment_sd", ""), "fragment_sd", where),
+            multiome_h5=_resolve(values.get("multiome_h5", ""), base),
+            fragments=_resolve(values.get("fragments", ""), base),
+            cells=_resolve(values.get("cells", ""), base),
             line=lineno,
         )
+        if sample.is_multiome:
+            _check_multiome(sample, values, where)
+            samples.append(sample)
+            continue
         if not sample.atac:
             raise GexpError(f"{where}: missing atac (peaks or BAM)")
         if sample.rna_2 and len(sample.rna_2) != len(sample.rna_1):
@@ -169,6 +211,38 @@ def read_samplesheet(
     return samples
 
 
+def _check_multiome(sample: Sample, values: dict[str, str], where: str) -> None:
+    """A library row: all three multiome inputs, local or in object storage, and nothing else."""
+    absent = [c for c in MULTIOME if not values.get(c)]
+    if absent:
+        raise GexpError(
+            f"{where}: a multiome library needs {', '.join(MULTIOME)}; missing {', '.join(absent)}"
+        )
+    mixed = [c for c in BULK_INPUTS if values.get(c)]
+    if mixed:
+        raise GexpError(
+            f"{where}: a multiome library (multiome_h5, fragments, cells) cannot also have "
+            f"{', '.join(mixed)}; put bulk samples on rows of their own"
+        )
+    for column in ("group", "donor"):
+        if values.get(column):
+            raise GexpError(
+                f"{where}: {column} of a multiome library comes from its cell table "
+                f"(barcode,group[,donor]); leave the samplesheet's {column} empty"
+            )
+    for column in MULTIOME:
+        if is_remote(values[column]):
+            raise GexpError(
+                f"{where}: {column} '{values[column]}' is a download; multiome inputs must be "
+                "local files or object-store paths (fetch them first)"
+            )
+    if not sample.fragments.endswith(".gz"):
+        raise GexpError(
+            f"{where}: fragments '{sample.fragments}' must be bgzipped (.tsv.gz) with a tabix "
+            "index (.tbi) beside it"
+        )
+
+
 def check_local_inputs(samples: list[Sample]) -> None:
     """Every local input exists and is readable, before any work starts."""
     from ..files import require_file
@@ -178,7 +252,10 @@ def check_local_inputs(samples: list[Sample]) -> None:
             ("rna_1", s.rna_1),
             ("rna_2", s.rna_2),
             ("rna_tpm", [s.rna_tpm] if s.rna_tpm else []),
-            ("atac", [s.atac]),
+            ("atac", [s.atac] if s.atac else []),
+            ("multiome_h5", [s.multiome_h5] if s.multiome_h5 else []),
+            ("fragments", [s.fragments] if s.fragments else []),
+            ("cells", [s.cells] if s.cells else []),
         ):
             for value in values:
                 if is_object_store(value):
@@ -189,6 +266,13 @@ def check_local_inputs(samples: list[Sample]) -> None:
                     )
                 if not is_remote(value):
                     require_file(value, f"sample {s.sample} {column}")
+        if s.fragments and not is_object_store(s.fragments):
+            index = f"{s.fragments}.tbi"
+            if not Path(index).is_file():
+                raise GexpError(
+                    f"sample {s.sample} fragments: no tabix index {index} beside it "
+                    f"(make one with: tabix -p bed {s.fragments})"
+                )
 
 
 def write_validated(samples: list[Sample], out: str | Path) -> None:
@@ -197,21 +281,29 @@ def write_validated(samples: list[Sample], out: str | Path) -> None:
 
     with atomic_write(out) as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow([*COLUMNS, "single_end"])
+        multiome = any(s.is_multiome for s in samples)
+        donors = any(s.donor for s in samples)
+        columns = [
+            c for c in COLUMNS if (c != "donor" or donors) and (c not in MULTIOME or multiome)
+        ]
+        writer.writerow([*columns, "single_end"])
         for s in samples:
-            writer.writerow(
-                [
-                    s.sample,
-                    s.group,
-                    ";".join(s.rna_1),
-                    ";".join(s.rna_2),
-                    s.rna_tpm,
-                    s.atac,
-                    "" if s.fragment_length is None else f"{s.fragment_length:g}",
-                    "" if s.fragment_sd is None else f"{s.fragment_sd:g}",
-                    str(bool(s.rna_1) and not s.paired).lower(),
-                ]
+            row = dict(
+                sample=s.sample,
+                group=s.group,
+                donor=s.donor,
+                rna_1=";".join(s.rna_1),
+                rna_2=";".join(s.rna_2),
+                rna_tpm=s.rna_tpm,
+                atac=s.atac,
+                fragment_length="" if s.fragment_length is None else f"{s.fragment_length:g}",
+                fragment_sd="" if s.fragment_sd is None else f"{s.fragment_sd:g}",
+                multiome_h5=s.multiome_h5,
+                fragments=s.fragments,
+                cells=s.cells,
             )
+            single_end = str(bool(s.rna_1) and not s.paired).lower()
+            writer.writerow([*(row[c] for c in columns), single_end])
 
 
 def remote_sources(samples: list[Sample]) -> list[str]:

@@ -10,6 +10,7 @@ so that tests exercise the same reader on the same layout as a real experiment.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,35 @@ def _strings(values) -> list[str]:
 
 def read_10x_h5(path: str | Path) -> FeatureMatrix:
     """The matrix of a Cell Ranger (ARC) h5, or a one-line GexpError naming the file."""
+    with _matrix(path) as m:
+        shape = tuple(int(v) for v in m["shape"][:])
+        counts = sp.csc_matrix((m["data"][:], m["indices"][:], m["indptr"][:]), shape=shape)
+        f = m["features"]
+        n = shape[0]
+        genomes = _strings(f["genome"][:]) if "genome" in f else [""] * n
+        return FeatureMatrix(
+            counts,
+            _strings(m["barcodes"][:]),
+            _strings(f["id"][:]),
+            _strings(f["name"][:]),
+            _strings(f["feature_type"][:]),
+            genomes,
+        )
+
+
+def read_10x_barcodes(path: str | Path) -> tuple[list[str], list[str]]:
+    """The cells' barcodes and the features' genomes, without reading the counts: enough to
+    check a cell table and --genome before any work starts."""
+    with _matrix(path) as m:
+        f = m["features"]
+        genomes = sorted(set(_strings(f["genome"][:]))) if "genome" in f else []
+        return _strings(m["barcodes"][:]), genomes
+
+
+@contextmanager
+def _matrix(path: str | Path):
+    """The h5's `matrix` group; a missing file, a non-HDF5 file or a missing dataset is one
+    line naming the file."""
     import h5py
 
     path = require_file(path, "multiome h5")
@@ -60,20 +90,7 @@ def read_10x_h5(path: str | Path) -> FeatureMatrix:
         with h5py.File(path, "r") as h5:
             if "matrix" not in h5:
                 raise GexpError(f"multiome h5 {path}: no 'matrix' group (not a Cell Ranger h5)")
-            m = h5["matrix"]
-            shape = tuple(int(v) for v in m["shape"][:])
-            counts = sp.csc_matrix((m["data"][:], m["indices"][:], m["indptr"][:]), shape=shape)
-            f = m["features"]
-            n = shape[0]
-            genomes = _strings(f["genome"][:]) if "genome" in f else [""] * n
-            return FeatureMatrix(
-                counts,
-                _strings(m["barcodes"][:]),
-                _strings(f["id"][:]),
-                _strings(f["name"][:]),
-                _strings(f["feature_type"][:]),
-                genomes,
-            )
+            yield h5["matrix"]
     except OSError as exc:
         raise GexpError(f"multiome h5 {path}: not a readable HDF5 file ({exc})") from None
     except KeyError as exc:

@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import atomic_path, atomic_write, write_sparse_npz
+from ..files import atomic_path, atomic_write, require_file, write_sparse_npz
 from ..io.ids import SAMPLE_ID, harmonise_chroms
 from .bins import BinLayout, read_bin_layout, read_bins
 from .gene_tpm import read_sample_tpm
@@ -95,13 +95,45 @@ def write_named_tpm(tpm: pd.DataFrame, genes: pd.DataFrame, out: Path, rows: int
             )
 
 
-def read_groups(samplesheet: str | Path | None, samples: list[str]) -> list[str]:
-    if samplesheet is None:
-        return [""] * len(samples)
+PSEUDOBULK_COLUMNS = ["library", "cells", "umis", "fragments"]
+
+
+def sample_table(
+    samples: list[str],
+    samplesheets: list[str | Path] | str | Path | None = None,
+    pseudobulk: list[str | Path] | None = None,
+) -> pd.DataFrame:
+    """samples.tsv: each sample's group (the CV unit), and for multiome-derived samples their
+    donor, library, cells, UMIs and fragments (from `gexp pseudobulk`'s <library>.samples.tsv).
+
+    Bulk-only datasets keep the two columns sample and group.
+    """
     from ..io.samplesheet import read_samplesheet
 
-    groups = {s.sample: s.group for s in read_samplesheet(samplesheet, require_rna=False)}
-    return [groups.get(s, "") for s in samples]
+    if samplesheets is None:
+        samplesheets = []
+    elif isinstance(samplesheets, (str, Path)):
+        samplesheets = [samplesheets]
+    info: dict[str, dict[str, str]] = {}
+    for sheet in samplesheets:
+        for s in read_samplesheet(sheet, require_rna=False):
+            info[s.sample] = {"group": s.group, "donor": s.donor}
+    for path in pseudobulk or []:
+        table = pd.read_csv(
+            require_file(path, "pseudobulk samples table"),
+            sep="\t", dtype=str, keep_default_na=False,
+        )  # fmt: skip
+        for row in table.to_dict("records"):
+            info[row["sample"]] = {
+                k: row.get(k, "") for k in ["group", "donor", *PSEUDOBULK_COLUMNS]
+            }
+    table = pd.DataFrame(
+        [{"sample": s, **info.get(s, {})} for s in samples],
+        columns=["sample", "group", "donor", *PSEUDOBULK_COLUMNS],
+    ).fillna("")
+    if not (table["donor"] != "").any() and not (table["library"] != "").any():
+        return table[["sample", "group"]]
+    return table
 
 
 def build_dataset(
@@ -110,7 +142,8 @@ def build_dataset(
     bins_path: str | Path,
     genes_path: str | Path,
     outdir: str | Path,
-    samplesheet: str | Path | None = None,
+    samplesheet: list[str | Path] | str | Path | None = None,
+    pseudobulk: list[str | Path] | None = None,
 ) -> dict:
     """Write expression/gene_tpm.tsv and dataset/ under outdir; return the QC record."""
     expr_files = _by_sample(expression, EXPRESSION_SUFFIX, "expression")
@@ -151,10 +184,13 @@ def build_dataset(
         region_tpm.rename_axis("gene_id").to_csv(fh, sep="\t", float_format="%.6g")
     with atomic_write(ds / "genes.tsv") as fh:
         region_genes.to_csv(fh, sep="\t", index=False)
+    table = sample_table(samples, samplesheet, pseudobulk)
+    for row in table.to_dict("records"):
+        for key in ("cells", "umis", "fragments"):
+            if row.get(key):
+                qc_samples[row["sample"]][key] = int(row[key])
     with atomic_write(ds / "samples.tsv") as fh:
-        pd.DataFrame({"sample": samples, "group": read_groups(samplesheet, samples)}).to_csv(
-            fh, sep="\t", index=False
-        )
+        table.to_csv(fh, sep="\t", index=False)
     with atomic_path(ds / "bins.bed") as tmp:
         shutil.copyfile(bins_path, tmp)
     qc = {
@@ -259,7 +295,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--expression", required=True, nargs="+", help="<sample>.gene_tpm.tsv files")
     p.add_argument("--accessibility", required=True, nargs="+", help="<sample>.tsv.gz files")
     p.add_argument(
-        "--samplesheet", type=Path, help="for the group column (default: none, no groups)"
+        "--samplesheet",
+        type=Path,
+        nargs="+",
+        help="samplesheet(s) for the group and donor columns (default: none, no groups)",
+    )
+    p.add_argument(
+        "--pseudobulk",
+        type=Path,
+        nargs="+",
+        help="<library>.samples.tsv from `gexp pseudobulk`: groups, donors, cells and fragments",
     )
     p.add_argument(
         "--outdir",
@@ -270,4 +315,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> None:
-    build_dataset(a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet)
+    build_dataset(
+        a.expression, a.accessibility, a.bins, a.genes, a.outdir, a.samplesheet, a.pseudobulk
+    )

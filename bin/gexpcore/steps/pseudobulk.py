@@ -101,6 +101,7 @@ def pseudobulk_samples(
     min_cells: int = MIN_CELLS,
     replicates: int = 1,
     seed: int = 0,
+    warn: bool = True,
 ) -> list[PseudobulkSample]:
     """One sample per (group, donor) with at least min_cells cells, or `replicates` disjoint
     pseudo-replicates of it; smaller ones are left out with a warning naming them."""
@@ -109,7 +110,7 @@ def pseudobulk_samples(
     for (group, donor), part in cells.groupby(["group", "donor"], sort=True):
         barcodes = part["barcode"].to_numpy()
         if len(barcodes) < min_cells * replicates:
-            log.warning(
+            (log.warning if warn else log.debug)(
                 "pseudobulk %s: group %s%s has %d cells, fewer than %d; left out",
                 library,
                 group,
@@ -278,7 +279,9 @@ def _count(lines, sample_of, run, width, rows, cols, per_sample) -> None:
 
 
 def write_bins_as_peaks(path: Path, row: sp.csr_matrix, grid: BinGrid) -> None:
-    """One sample's non-zero bins as a narrowPeak (signalValue = cut sites in the bin)."""
+    """One sample's non-zero bins as a narrowPeak: signalValue is the cut sites in the bin, and
+    the score (0–1000, as ENCODE's) the same capped at 1000, so `--min-score N` keeps bins with
+    at least N cuts."""
     row = sp.csr_matrix(row)
     row.sort_indices()
     ends = grid.layout.ends()
@@ -286,7 +289,27 @@ def write_bins_as_peaks(path: Path, row: sp.csr_matrix, grid: BinGrid) -> None:
         for b, v in zip(row.indices, row.data, strict=True):
             chrom, start = grid.chrom_of[b], int(grid.starts[b])
             end = min(start + grid.width, ends[chrom])
-            fh.write(f"{chrom}\t{start}\t{end}\t.\t0\t.\t{int(v)}\t-1\t-1\t-1\n")
+            fh.write(f"{chrom}\t{start}\t{end}\t.\t{min(int(v), 1000)}\t.\t{int(v)}\t-1\t-1\t-1\n")
+
+
+def check_library(
+    library: str,
+    h5: str | Path,
+    cells: str | Path,
+    genome: str | None = None,
+    min_cells: int = MIN_CELLS,
+    replicates: int = 1,
+) -> list[str]:
+    """The names of the library's samples-to-be, after the user's mistakes in it (a genome
+    mismatch, an unknown or repeated barcode, a malformed cell table, no group large enough)
+    are found, before any work starts. The fragments' index is checked with the other files."""
+    from ..io.tenx import read_10x_barcodes
+
+    barcodes, genomes = read_10x_barcodes(h5)
+    _check_genome(h5, genomes, genome)
+    table = read_cells(cells, set(barcodes))
+    samples = pseudobulk_samples(table, library, min_cells, replicates, warn=False)
+    return [s.sample for s in samples]
 
 
 def pseudobulk(
@@ -336,7 +359,8 @@ def pseudobulk(
     with atomic_write(outdir / f"{library}.samples.tsv") as fh:
         qc.drop(columns=["rna_tpm", "atac"]).to_csv(fh, sep="\t", index=False)
     with atomic_write(outdir / f"{library}.samplesheet.csv") as fh:
-        sheet = qc[["sample", "group", "rna_tpm", "atac"]]
+        donors = ["donor"] if (qc["donor"] != "").any() else []
+        sheet = qc[["sample", "group", *donors, "rna_tpm", "atac"]]
         sheet.to_csv(fh, index=False, quoting=csv.QUOTE_MINIMAL)
     log.info("pseudobulk %s: %d samples from %d cells", library, len(qc), int(qc["cells"].sum()))
     return qc
@@ -354,6 +378,24 @@ def _check_genome(h5, genomes: list[str], genome: str | None) -> None:
 # -- the command line: `gexp pseudobulk` -------------------------------------------------------
 
 
+def pseudobulk_options(p: argparse.ArgumentParser, replicates_flag: str) -> None:
+    """--min-cells and the pseudo-replicates flag (`--replicates` here, `--pseudobulk-replicates`
+    in `gexp run`, among its other flags)."""
+    p.add_argument(
+        "--min-cells",
+        type=positive_int,
+        default=MIN_CELLS,
+        help="multiome: cells a pseudobulk sample needs; smaller groups are left out "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        replicates_flag,
+        type=positive_int,
+        default=1,
+        help="multiome: pseudo-replicates of disjoint cells per group (default: %(default)s)",
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", required=True, help="library name: the samples' name prefix")
     p.add_argument("--h5", required=True, type=Path, help="filtered_feature_bc_matrix.h5")
@@ -364,18 +406,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gtf", required=True, type=Path, help="GTF: gene lengths for TPM (exons)")
     p.add_argument("--bins", required=True, type=Path, help="bins.bed from `gexp bins`")
     p.add_argument("--outdir", required=True, type=Path, help="folder for the samples")
-    p.add_argument(
-        "--min-cells",
-        type=positive_int,
-        default=MIN_CELLS,
-        help="cells a sample needs; smaller groups are left out (default: %(default)s)",
-    )
-    p.add_argument(
-        "--replicates",
-        type=positive_int,
-        default=1,
-        help="pseudo-replicates of disjoint cells per group (default: %(default)s)",
-    )
+    pseudobulk_options(p, "--replicates")
     p.add_argument("--seed", type=int, default=0, help="seed for pseudo-replicates (default: 0)")
     p.add_argument(
         "--genome", help="assembly the h5 must be on (checked against its features' genome)"

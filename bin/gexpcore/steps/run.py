@@ -1,7 +1,8 @@
 """`gexp run`: every step for every sample on one machine, in the order main.nf runs them.
 
-REFERENCE, BINS and KALLISTO_INDEX run once; KALLISTO_QUANT, GENE_TPM and
-PEAK_BINS run per sample, several samples at a time; DATASET merges them. Each
+REFERENCE, BINS and KALLISTO_INDEX run once; PSEUDOBULK runs per multiome library
+and turns it into samples; KALLISTO_QUANT, GENE_TPM and PEAK_BINS run per sample,
+several samples at a time; DATASET merges them. Each
 step writes atomically and records what it was run on (resume.py), so rerunning
 the same command after an interruption redoes only what is missing or stale.
 """
@@ -42,6 +43,7 @@ from .gene_tpm import gene_tpm, write_gene_tpm
 from .localise import fetched_files, localise
 from .options import genome_options, positive_int
 from .peak_bins import bin_bam, bin_peak_values, is_bam, peak_options, write_peak_bins
+from .pseudobulk import MIN_CELLS, check_library, pseudobulk_options
 from .quantify import kallisto_index, kallisto_quant_checked
 from .reference import read_genes, read_tx2gene, write_reference
 from .train import TrainSettings, train_settings, training_options
@@ -55,6 +57,7 @@ STEPS = [
     "LOCALISE",
     "REFERENCE",
     "BINS",
+    "PSEUDOBULK",
     "KALLISTO_INDEX",
     "FASTQ_CHECK",
     "KALLISTO_QUANT",
@@ -81,6 +84,9 @@ class RunParams:
     fragment_length: float = 200.0
     fragment_sd: float = 20.0
     max_downloads: int = 4
+    genome: str | None = None  # checked against multiome h5 files
+    min_cells: int = MIN_CELLS
+    pseudobulk_replicates: int = 1
     training: TrainSettings = field(default_factory=TrainSettings)
 
 
@@ -91,6 +97,7 @@ class Runner:
         self.out = Path(params.outdir)
         self.cache = StepCache(self.out)
         self.executed: list[str] = []  # step kinds, in order: compared with main.nf in tests
+        self.libraries: list[str] = []  # multiome libraries, in samplesheet order
 
     def record(self, name: str) -> None:
         kind = name.split(".")[0].upper()
@@ -113,6 +120,7 @@ class Runner:
         samples = read_samplesheet(self.p.input)
         check_local_inputs(samples)  # remote ones are checked by fetching them
         require_transcriptome(samples, self.p.transcriptome)
+        check_sample_names(samples, self.p)
         with folder_lock(self.out, "gexp run"):
             # model/ has a lock of its own (gexp train's): its temporaries are swept under it.
             _sweep(self.out, skip=("model",))
@@ -144,6 +152,7 @@ class Runner:
             [bins_path],
             lambda: make_bins(p.chrom_sizes, p.bin_size, region, bins_path),
         )
+        samples = self.pseudobulk(samples, bins_path)
         index = ref / "transcripts.idx"
         if any(s.rna_1 for s in samples):
             require_file(p.transcriptome, "transcriptome FASTA")  # checked to be given in run()
@@ -175,13 +184,21 @@ class Runner:
 
         expression = [str(self.gene_tpm_path(s)) for s in samples]
         accessibility = [str(self.accessibility_path(s)) for s in samples]
+        tables = sorted(str(t) for t in (self.out / "pseudobulk").glob("*.samples.tsv"))
+        tables = [t for t in tables if Path(t).name.removesuffix(".samples.tsv") in self.libraries]
         self.step(
             "dataset",
-            fingerprint(bins_path, genes_path, p.input, *expression, *accessibility),
+            fingerprint(bins_path, genes_path, p.input, *expression, *accessibility, *tables),
             [self.out / "dataset" / "qc.json", self.out / "expression" / "gene_tpm.tsv"],
             lambda: build_dataset(
-                expression, accessibility, bins_path, genes_path, self.out, samplesheet=p.input
-            ),
+                expression,
+                accessibility,
+                bins_path,
+                genes_path,
+                self.out,
+                samplesheet=p.input,
+                pseudobulk=tables,
+            ),  # fmt: skip
         )
         self.train_and_report()
         write_pipeline_info(self.out, {k: str(v) for k, v in vars(p).items()})
@@ -230,6 +247,33 @@ class Runner:
         with folder_lock(model, "gexp run"):
             _sweep(model)
             train_models(ds, model, **settings, threads=self.p.threads, peak_mode=self.p.peak_mode)
+
+    def pseudobulk(self, samples: list[Sample], bins_path: Path) -> list[Sample]:
+        """The samples with each multiome library replaced by its pseudobulk samples."""
+        from .pseudobulk import pseudobulk
+
+        self.record("pseudobulk")
+        p, folder = self.p, self.out / "pseudobulk"
+        bulk = [s for s in samples if not s.is_multiome]
+        made: list[Sample] = []
+        for lib in (s for s in samples if s.is_multiome):
+            self.libraries.append(lib.sample)
+            sheet = folder / f"{lib.sample}.samplesheet.csv"
+            self.step(
+                f"pseudobulk.{lib.sample}",
+                fingerprint(
+                    lib.multiome_h5, lib.fragments, lib.cells, p.gtf, bins_path,
+                    min_cells=p.min_cells, replicates=p.pseudobulk_replicates, genome=p.genome,
+                ),
+                [sheet, folder / f"{lib.sample}.samples.tsv"],
+                lambda lib=lib: pseudobulk(
+                    lib.sample, lib.multiome_h5, lib.fragments, lib.cells, p.gtf, bins_path,
+                    folder, min_cells=p.min_cells, replicates=p.pseudobulk_replicates,
+                    genome=p.genome,
+                ),
+            )  # fmt: skip
+            made += read_samplesheet(sheet)
+        return bulk + made
 
     def fetch(self, samples: list[Sample]) -> list[Sample]:
         """Download remote sources into fetch/ (verified files are reused), then localise."""
@@ -297,6 +341,23 @@ class Runner:
         )
 
 
+def check_sample_names(samples: list[Sample], p: RunParams) -> None:
+    """Check each multiome library (check_library) and that its pseudobulk samples' names are
+    new, before any work starts."""
+    first = {s.sample: f"sample {s.sample} on line {s.line}" for s in samples if not s.is_multiome}
+    for lib in (s for s in samples if s.is_multiome):
+        names = check_library(
+            lib.sample, lib.multiome_h5, lib.cells, p.genome, p.min_cells, p.pseudobulk_replicates
+        )
+        for name in names:
+            if name in first:
+                raise GexpError(
+                    f"samplesheet {p.input} line {lib.line}: library {lib.sample} makes "
+                    f"pseudobulk sample {name}, the same name as {first[name]}; rename one"
+                )
+            first[name] = f"a sample of library {lib.sample} (line {lib.line})"
+
+
 # Both runners' words when FASTQ comes without a transcriptome (main.nf says the same).
 TRANSCRIPTOME_NEEDED = (
     "need --transcriptome (the transcript FASTA of the GTF's release) to be quantified with "
@@ -362,6 +423,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=4,
         help="downloads at once when fetching remote inputs",
     )
+    pseudobulk_options(p, "--pseudobulk-replicates")
     network_options(p)
     training_options(p)
 
@@ -381,6 +443,9 @@ def run(a: argparse.Namespace) -> None:
         fragment_length=a.fragment_length,
         fragment_sd=a.fragment_sd,
         max_downloads=a.max_downloads,
+        genome=a.genome,
+        min_cells=a.min_cells,
+        pseudobulk_replicates=a.pseudobulk_replicates,
         training=train_settings(a),
     )
     Runner(params, fetcher=fetcher(a)).run()

@@ -460,11 +460,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--multiome",
         action="store_true",
-        help="write one single-cell multiome library instead (Cell Ranger ARC's h5 and "
-        "fragments, a cell table, GTF, chromosome sizes and per-cell truth; --groups cell "
-        "types, --donors donors, --genes genes)",
+        help="write a single-cell multiome experiment instead: per library Cell Ranger ARC's "
+        "h5 and fragments, a cell table and per-cell truth; a GTF, chromosome sizes and a "
+        "samplesheet (--groups cell types, --donors, --libraries, --genes)",
     )
-    p.add_argument("--donors", type=positive_int, default=2, help="--multiome: donors")
+    p.add_argument("--donors", type=positive_int, default=2, help="--multiome: donors per library")
+    p.add_argument("--libraries", type=positive_int, default=1, help="--multiome: libraries")
 
 
 def run(a: argparse.Namespace) -> None:
@@ -472,7 +473,7 @@ def run(a: argparse.Namespace) -> None:
         from .simulate_multiome import simulate_multiome
 
         print(simulate_multiome(a.outdir, seed=a.seed, groups=a.groups, donors=a.donors,
-                                genes=a.genes or 120))  # fmt: skip
+                                genes=a.genes or 120, libraries=a.libraries))  # fmt: skip
         return
     sheet = simulate(
         a.outdir,

@@ -18,7 +18,10 @@ Generative model (one numpy Generator, seeded):
   duplicates each. Written as a bgzipped, tabix-indexed atac_fragments.tsv.gz
   (chrom, start, end, barcode, count).
 
-truth/ holds, for every (group, donor), the summed UMI counts per gene and the Tn5
+Libraries share the genes, elements and groups; each holds its own donors and cells
+(`lib<k>/`), and `samplesheet.csv` lists them as multiome rows for `gexp run`.
+
+Each library's truth/ holds, for every (group, donor), the summed UMI counts per gene and the Tn5
 cut sites per 1 kb bin (both fragment ends), computed from the in-memory draws, not
 from the written files.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +63,10 @@ def simulate_multiome(
     groups: int = 4,
     donors: int = 2,
     genes: int = 120,
-    library: str = "lib1",
+    libraries: int = 1,
 ) -> Path:
-    """Write the library, its cell table, GTF, chromosome sizes and truth; returns outdir."""
+    """Write the experiment: genes.gtf.gz, chrom.sizes, samplesheet.csv, and per library
+    lib<k>/ with its h5, fragments, cell table and truth; returns the samplesheet."""
     rng = np.random.default_rng(seed)
     out = Path(outdir)
     chroms = ["chr1", "chr2"]
@@ -73,16 +78,6 @@ def simulate_multiome(
     with atomic_write(out / "chrom.sizes") as fh:
         fh.write("".join(f"{c}\t{CHROM_SIZE}\n" for c in chroms))
 
-    cell_group, cell_donor = [], []
-    for g in range(groups):
-        for d in range(donors):
-            n = int(rng.integers(60, 121))
-            cell_group += [g] * n
-            cell_donor += [d] * n
-    cell_group, cell_donor = np.array(cell_group), np.array(cell_donor)
-    n_cells = len(cell_group)
-    barcodes = _barcodes(rng, n_cells)
-
     # Accessibility first: element e (the first `genes` sit at the TSSs) is open in a cell of
     # group k with probability open_p[k, e].
     elements_chrom = np.concatenate([gene_chrom, rng.integers(0, 2, genes)])
@@ -93,34 +88,78 @@ def simulate_multiome(
     promoter = open_p[:, :genes]
     base = rng.normal(0.0, 1.0, genes)
     effect = 3.0 * (promoter - promoter.mean(axis=0, keepdims=True))
-    donor_factor = rng.normal(0, 0.2, (donors, genes))
+    donor_factor = rng.normal(0, 0.2, (donors * libraries, genes))
+    shared = Shared(chroms, elements_chrom, elements_pos, open_p, base, effect, donor_factor)
+    names = [f"lib{k + 1}" for k in range(libraries)]
+    for k, library in enumerate(names):
+        # each library holds its own donors (donor numbers go on across libraries)
+        _write_library(out / library, library, rng, shared, gene_ids, groups,
+                       range(k * donors, (k + 1) * donors))  # fmt: skip
+    sheet = out / "samplesheet.csv"
+    with atomic_write(sheet) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["sample", "multiome_h5", "fragments", "cells"])
+        for lib in names:
+            files = ("filtered_feature_bc_matrix.h5", "atac_fragments.tsv.gz", "cells.csv")
+            writer.writerow([lib, *(f"{lib}/{name}" for name in files)])
+    return sheet
+
+
+@dataclass
+class Shared:
+    """What every library of the experiment shares: elements, groups' openness, expression."""
+
+    chroms: list[str]
+    elements_chrom: np.ndarray
+    elements_pos: np.ndarray
+    open_p: np.ndarray  # group × element
+    base: np.ndarray  # gene
+    effect: np.ndarray  # group × gene
+    donor_factor: np.ndarray  # donor × gene
+
+
+def _write_library(out: Path, library: str, rng, shared: Shared, gene_ids, groups: int,
+                   donors: range) -> None:  # fmt: skip
+    n_genes = len(gene_ids)
+    cell_group, cell_donor = [], []
+    for g in range(groups):
+        for d in donors:
+            n = int(rng.integers(60, 121))
+            cell_group += [g] * n
+            cell_donor += [d] * n
+    cell_group, cell_donor = np.array(cell_group), np.array(cell_donor)
+    n_cells = len(cell_group)
+    barcodes = _barcodes(rng, n_cells)
+
     depth = rng.uniform(0.5, 1.5, n_cells)
-    rate = np.exp(base[None, :] + effect[cell_group] + donor_factor[cell_donor]) * depth[:, None]
-    umis = rng.poisson(rate)  # cells × genes
+    log_rate = shared.base[None, :] + shared.effect[cell_group] + shared.donor_factor[cell_donor]
+    umis = rng.poisson(np.exp(log_rate) * depth[:, None])  # cells × genes
     frags = []  # (chrom index, start, end, cell)
     for c in range(n_cells):
-        is_open = rng.random(len(elements_pos)) < open_p[cell_group[c]]
+        is_open = rng.random(len(shared.elements_pos)) < shared.open_p[cell_group[c]]
         for e in np.flatnonzero(is_open):
             for _ in range(int(rng.poisson(1.0))):
                 length = int(rng.integers(50, 601))
-                start = int(elements_pos[e] + rng.integers(-300, 301) - length // 2)
-                frags.append((int(elements_chrom[e]), start, start + length, c))
+                start = int(shared.elements_pos[e] + rng.integers(-300, 301) - length // 2)
+                frags.append((int(shared.elements_chrom[e]), start, start + length, c))
     frags_arr = np.array(frags, dtype=np.int64).reshape(-1, 4)
 
-    peaks = [f"chr1:{p - 250}-{p + 250}" for p in elements_pos[:5]]
+    peaks = [f"chr1:{p - 250}-{p + 250}" for p in shared.elements_pos[:5]]
     peak_counts = rng.poisson(1.0, (n_cells, len(peaks)))
     counts = sp.csc_matrix(np.hstack([umis, peak_counts]).T)
     matrix = FeatureMatrix(
         counts,
         barcodes,
         gene_ids + peaks,
-        [f"SIMG{g + 1:04d}" for g in range(genes)] + peaks,
-        [GENE_EXPRESSION] * genes + [PEAKS] * len(peaks),
-        ["sim"] * (genes + len(peaks)),
+        [f"SIMG{g + 1:04d}" for g in range(n_genes)] + peaks,
+        [GENE_EXPRESSION] * n_genes + [PEAKS] * len(peaks),
+        ["sim"] * (n_genes + len(peaks)),
     )
-    intervals = [f"{chroms[gene_chrom[g]]}:{tss[g]}-{tss[g] + 1}" for g in range(genes)] + peaks
-    write_10x_h5(out / "filtered_feature_bc_matrix.h5", matrix, intervals)
-    _write_fragments(out / "atac_fragments.tsv.gz", rng, chroms, frags_arr, barcodes)
+    tss = shared.elements_pos[:n_genes]
+    chrom_of = shared.elements_chrom[:n_genes]
+    intervals = [f"{shared.chroms[chrom_of[g]]}:{tss[g]}-{tss[g] + 1}" for g in range(n_genes)]
+    write_10x_h5(out / "filtered_feature_bc_matrix.h5", matrix, intervals + peaks)
+    _write_fragments(out / "atac_fragments.tsv.gz", rng, shared.chroms, frags_arr, barcodes)
 
     annotated = rng.random(n_cells) >= 0.1
     with atomic_write(out / "cells.csv") as fh:
@@ -130,8 +169,7 @@ def simulate_multiome(
             writer.writerow([barcodes[c], f"type{cell_group[c] + 1}", f"donor{cell_donor[c] + 1}"])
     _write_truth(out / "truth", library, umis, frags_arr, cell_group, cell_donor, annotated,
                  gene_ids)  # fmt: skip
-    log.info("simulate --multiome: %d cells, %d fragments", n_cells, len(frags_arr))
-    return out
+    log.info("simulate --multiome %s: %d cells, %d fragments", library, n_cells, len(frags_arr))
 
 
 def _write_gtf(path, rng, chroms, gene_chrom, tss, strand, gene_ids) -> None:
