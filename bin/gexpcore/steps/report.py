@@ -50,7 +50,22 @@ QC_HEADERS = {
     "peaks": "ATAC-seq peaks",
     "open_bins": "open bins (count)",
     "genes_detected": "genes detected (TPM > 0)",
+    # samples.tsv's pseudobulk columns, shown only when the dataset has them
+    "cells": "cells",
+    "umis": "RNA UMIs",
+    "fragments": "ATAC fragments",
 }
+# The pseudobulk columns of samples.tsv, in the order the QC table shows them after the group
+# (a bulk sample in a pseudobulk dataset has none of them: "–").
+PSEUDOBULK_IDS = ("donor", "library")
+PSEUDOBULK_COUNTS = ("cells", "umis", "fragments")
+DONOR_CV = (
+    "<p>Every model was also scored leave-one-donor-out: trained on the other donors' "
+    "samples, all cell types included, and tested on the held-out donor's. It measures "
+    "predicting a new donor of cell types seen in training, so it is optimistic about new "
+    "cell types, which the grouped cross-validation above holds out whole; the default "
+    "model and the comparisons come from the grouped one.</p>"
+)
 INTRO = (
     "<p>gexp predicts each gene's expression (log1p TPM) in a sample from that sample's "
     "chromatin accessibility (ATAC-seq) alone. Every number below is <em>held-out</em>: each "
@@ -116,12 +131,18 @@ def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:
     if not qc_path.is_file():
         raise GexpError(f"{run}: no dataset/qc.json; run `gexp run` (or `gexp dataset`) first")
     qc = json.loads(qc_path.read_text())
-    groups = {}
+    groups, extra = {}, pd.DataFrame()
     if (run / "dataset" / "samples.tsv").is_file():
         table = pd.read_csv(
             run / "dataset" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False
         )
         groups = dict(zip(table["sample"], table["group"], strict=True))
+        # donor, library, cells, UMIs, fragments: columns only when samples.tsv has them
+        columns = [c for c in (*PSEUDOBULK_IDS, *PSEUDOBULK_COUNTS) if c in table.columns]
+        extra = table.set_index("sample")[columns]
+        for column in PSEUDOBULK_COUNTS:
+            if column in extra:
+                extra[column] = pd.to_numeric(extra[column], errors="coerce").astype("Int64")
     sheet = dict(peaks) if peaks is not None else _samplesheet_peaks(run)
     rows = []
     for sample, values in qc["samples"].items():
@@ -131,6 +152,7 @@ def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:
             {
                 "sample": sample,
                 "group": groups.get(sample, ""),
+                **{c: extra.at[sample, c] if sample in extra.index else None for c in extra},
                 "reads": info.get("n_processed"),
                 "pseudoaligned_pct": info.get("p_pseudoaligned"),
                 "peaks": _count_peaks(sheet.get(sample, "")),
@@ -146,7 +168,7 @@ def _shown(qc: pd.DataFrame) -> pd.DataFrame:
     "–" where a value does not apply (a BAM has no peaks; given TPM, no kallisto run)."""
 
     def text(column: str, value) -> str:
-        if value is None or pd.isna(value):
+        if value is None or pd.isna(value) or (column in PSEUDOBULK_IDS and value == ""):
             return "–"
         if column == "pseudoaligned_pct":
             return f"{float(value):.1f}"
@@ -286,6 +308,21 @@ def metrics_table(metrics: dict, default: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def donor_table(metrics: dict) -> pd.DataFrame | None:
+    """model, r across samples ± SE and folds of leave-one-donor-out, or None without it."""
+    rows = [
+        {
+            "model": name,
+            "r across samples (per fold)": donor["pearson_across_samples"],
+            "± SE (folds)": donor.get("pearson_across_samples_se", float("nan")),
+            "folds": donor["n_folds"],
+        }
+        for name, values in metrics.items()
+        if (donor := values.get("leave_one_donor_out"))
+    ]
+    return pd.DataFrame(rows) if rows else None
+
+
 def per_gene_by_level(run: Path) -> pd.DataFrame | None:
     """Models × expression thirds: the median per-gene r among low, mid and high genes."""
     per_gene_path = run / "model" / "per_gene_r.tsv"
@@ -312,9 +349,11 @@ def per_gene_by_level(run: Path) -> pd.DataFrame | None:
 
 def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
     """Custom-content files that a MultiQC run over the output folder picks up."""
+    what = "Reads, pseudoalignment, peaks, open bins and genes per sample"
+    if any(c in qc.columns for c in PSEUDOBULK_COUNTS):
+        what = "Donor, library, cells, RNA UMIs, ATAC fragments, " + what[0].lower() + what[1:]
     header = (
-        "# id: 'gexp_qc'\n# section_name: 'gexp sample QC'\n"
-        "# description: 'Reads, pseudoalignment, peaks, open bins and genes per sample'\n"
+        f"# id: 'gexp_qc'\n# section_name: 'gexp sample QC'\n# description: '{what}'\n"
         "# plot_type: 'table'\n"
     )
     with atomic_write(run / "multiqc" / "gexp_qc_mqc.tsv") as fh:
@@ -336,6 +375,12 @@ def write_multiqc(run: Path, qc: pd.DataFrame, metrics: dict | None) -> None:
             fh.write(header)
             table.to_csv(fh, sep="\t", index=False, float_format="%.4f")
 
+
+SEVERAL_GROUPS = (
+    " Each fold holds out at least two whole groups (cell types): with one per fold the "
+    "held-out samples would differ only by donor and pseudo-replicate, and r across samples "
+    "would say nothing about predicting a new cell type."
+)
 
 CHOSEN = {
     "fixed before training": (
@@ -390,18 +435,21 @@ def write_report(
         metrics = json.loads((model_dir / "metrics.json").read_text())
     sections = [INTRO, f"<h2>Samples</h2>{_table(_shown(qc), 'qc')}"]
     if metrics:
-        any_model = next(iter(metrics.values()))
         default, chosen_by = default_model(model_dir)
+        shown = metrics.get(default) or next(iter(metrics.values()))
         table = metrics_table(metrics, default)
         sections.append(
             "<h2>Held-out metrics</h2>"
             + headline(metrics, default, chosen_by)
-            + f"<p>{any_model['n_samples']} samples, {any_model['n_genes']} genes, "
-            f"{any_model['n_folds']} folds ({html.escape(any_model['cv'])}). Every prediction "
-            "comes from a model that never saw the sample; the columns are explained below.</p>"
-            + _table(table, "metrics")
-            + METRIC_LEGEND
+            + f"<p>{shown['n_samples']} samples, {shown['n_genes']} genes. Cross-validation: "
+            f"{html.escape(shown['cv'])} ({shown['n_folds']} folds)."
+            + (SEVERAL_GROUPS if "groups per fold" in shown["cv"] else "")
+            + " Every prediction comes from a model that never saw the sample; the columns are "
+            "explained below.</p>" + _table(table, "metrics") + METRIC_LEGEND
         )
+        donors = donor_table(metrics)
+        if donors is not None:
+            sections.append("<h3>Leave-one-donor-out</h3>" + DONOR_CV + _table(donors, "donor_cv"))
         levels = per_gene_by_level(run)
         if levels is not None:
             sections.append(

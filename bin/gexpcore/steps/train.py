@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GexpError
-from ..evaluation.cv import make_folds
+from ..evaluation.cv import donor_folds, make_folds
 from ..evaluation.metrics import fold_metrics, fold_spread, paired_comparison, summarise
 from ..files import atomic_write, remove_stale_temporaries, write_npz
 from ..lock import folder_lock
@@ -59,6 +59,7 @@ class TrainSettings:
     window: int = 100_000  # mixture_window: bp either side of the TSS
     epochs: dict[str, int] | None = None
     early_stopping: bool = False
+    groups_per_fold: int | None = None  # None: 2 for pseudobulk datasets, else 1
 
 
 def resolve_device(device: str) -> str:
@@ -100,6 +101,23 @@ def _dataset_key(dataset: Path) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def auto_groups_per_fold(samples: pd.DataFrame) -> int:
+    """2 when any sample is pseudobulk (samples.tsv names its library), else 1: with one cell
+    type per fold the held-out samples differ only by donor and pseudo-replicate."""
+    if "library" in samples.columns and (samples["library"].fillna("") != "").any():
+        return 2
+    return 1
+
+
+def _key(dataset: Path, fold_of: np.ndarray, seed, window, epochs, early_stopping) -> str:
+    """What a finished fold of an interrupted run must match to be reused."""
+    return hashlib.sha256(
+        json.dumps(
+            [_dataset_key(dataset), fold_of.tolist(), seed, window, epochs or {}, early_stopping]
+        ).encode()
+    ).hexdigest()[:16]
+
+
 def train_models(
     dataset: str | Path,
     outdir: str | Path,
@@ -112,6 +130,7 @@ def train_models(
     epochs: dict[str, int] | None = None,
     early_stopping: bool = False,
     peak_mode: str = "signal",
+    groups_per_fold: int | None = None,
 ) -> dict:
     explicit = models is not None
     models = list(models or DEFAULT_MODELS)
@@ -128,49 +147,51 @@ def train_models(
     device = _torch_setup(models, device, threads)
     y = np.log1p(expression.to_numpy(dtype=np.float64).T)  # samples × genes
     groups = samples["group"].fillna("").tolist()
-    fold_of, how = make_folds(groups, cv, seed)
+    if groups_per_fold is None:
+        groups_per_fold = auto_groups_per_fold(samples)
+    fold_of, how = make_folds(groups, cv, seed, min_groups_per_fold=groups_per_fold)
     n_folds = int(fold_of.max()) + 1
     log.info(
         "train: %d samples, %d genes, %d bins; %s; device %s", *y.shape, x.shape[1], how, device
     )
-    key = hashlib.sha256(
-        json.dumps(
-            [_dataset_key(dataset), fold_of.tolist(), seed, window, epochs or {}, early_stopping]
-        ).encode()
-    ).hexdigest()[:16]
+    key = _key(dataset, fold_of, seed, window, epochs, early_stopping)
     progress = sys.stderr.isatty()
     shared: dict = {}  # gene/bin summaries built once for every fold and model (Context.shared)
     groups_of = np.array(groups, dtype=object)
+
+    def context(k: int, tr: np.ndarray, checkpoint: Path) -> Context:
+        return Context(
+            genes=genes,
+            bins=bins,
+            seed=seed + k,
+            device=device,
+            window=window,
+            epochs=epochs or {},
+            early_stopping=early_stopping,
+            progress=progress,
+            checkpoint=checkpoint,
+            shared=shared,
+            groups=tuple(groups_of[tr]),
+        )
+
+    # Leave-one-donor-out, reported beside the grouped CV: its own work folder, key and
+    # out-of-fold predictions (the ensemble combines its members' under the same folds).
+    donor_of, donor_how, donor_oof = None, "", {}
+    if "donor" in samples.columns:
+        donors = samples["donor"].tolist()
+        donor_of, donor_how = donor_folds(donors)
+        if donor_of is None:
+            log.info("leave-one-donor-out skipped: %s", donor_how)
+        else:
+            donor_key = _key(dataset, donor_of, seed, window, epochs, early_stopping)
+            donor_names = sorted({d for d in donors if d})
+            log.info("train: also %s", donor_how)
     metrics, histories, rows, per_gene, seconds, oof, finals = {}, {}, [], {}, {}, {}, {}
     for name in models:
         started = time.perf_counter()
-        pred, means, folds = np.zeros_like(y), np.zeros_like(y), []
-        histories[name] = {}
-        for k in range(n_folds):
-            tr, te = fold_of != k, fold_of == k
-            ctx = Context(
-                genes=genes,
-                bins=bins,
-                seed=seed + k,
-                device=device,
-                window=window,
-                epochs=epochs or {},
-                early_stopping=early_stopping,
-                progress=progress,
-                checkpoint=out / "work" / name / f"fold{k}.ckpt",
-                shared=shared,
-                groups=tuple(groups_of[tr]),
-            )
-            if name == "ensemble":
-                p, history, extra = _ensemble_fold(k, x, y, tr, te, ctx, out / "work", key, oof)
-            else:
-                p, history, validation = _fold(name, k, x, y, tr, te, ctx, out / "work" / name, key)
-                extra = {}
-                if validation:  # seed_mlp with --early-stopping: its validation split's loss
-                    histories[name][f"fold{k} validation"] = validation
-            pred[te], means[te] = p, y[tr].mean(axis=0)
-            folds.append({"fold": k, **fold_metrics(p, y[te], y[tr].mean(axis=0)), **extra})
-            histories[name][f"fold{k}"] = history
+        pred, means, folds, histories[name] = _cross_validate(
+            name, x, y, fold_of, context, out / "work", key, oof
+        )
         summary, per_gene[name] = summarise(folds, pred, y, means, fold_of)
         oof[name] = pred
         metrics[name] = {
@@ -188,6 +209,27 @@ def train_models(
             summary["pearson_across_samples"],
             summary["pearson_deviation"],
         )
+        if donor_of is not None:
+            d_pred, d_means, d_folds, _ = _cross_validate(
+                name, x, y, donor_of, context, out / "work" / "donor", donor_key, donor_oof
+            )
+            donor_oof[name] = d_pred
+            for fold, donor in zip(d_folds, donor_names, strict=True):
+                fold["donor"] = donor
+            d_summary, _ = summarise(d_folds, d_pred, y, d_means, donor_of)
+            metrics[name]["leave_one_donor_out"] = {
+                **d_summary,
+                **fold_spread(d_folds),
+                "n_folds": len(donor_names),
+                "cv": donor_how,
+                "folds": d_folds,
+            }
+            log.info(
+                "%s: %s, pearson_across_samples %.3f",
+                name,
+                donor_how,
+                d_summary["pearson_across_samples"],
+            )
         rows.append(_long(name, fold_of, samples["sample"], genes["gene_id"], y, pred))
         final_ctx = Context(
             genes=genes,
@@ -214,7 +256,14 @@ def train_models(
         # Cross-validation and the final fit: what training this model costs (kept out of
         # metrics.json, which must be identical from run to run).
         seconds[name] = round(time.perf_counter() - started, 2)
-    info = {"models": models, "peak_mode": peak_mode, "window": window, "fit_seconds": seconds}
+    info = {
+        "models": models,
+        "peak_mode": peak_mode,
+        "window": window,
+        "groups_per_fold": groups_per_fold,
+        "cv": how,
+        "fit_seconds": seconds,
+    }
     info["training_samples"] = digests  # sample → accessibility_digest, for predict's warning
     info["default_model"], info["default_chosen_by"] = _compare_default(
         metrics, oof, y, fold_of, seed
@@ -222,6 +271,27 @@ def train_models(
     _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info)
     shutil.rmtree(out / "work", ignore_errors=True)
     return metrics
+
+
+def _cross_validate(name, x, y, fold_of, context, work: Path, key: str, oof: dict):
+    """One model's out-of-fold predictions under one fold assignment: predictions, each
+    sample's training mean, per-fold metrics and training histories. `oof` holds the
+    ensemble members' predictions under the same folds; fold files go to work/<model>/."""
+    pred, means, folds, histories = np.zeros_like(y), np.zeros_like(y), [], {}
+    for k in range(int(fold_of.max()) + 1):
+        tr, te = fold_of != k, fold_of == k
+        ctx = context(k, tr, work / name / f"fold{k}.ckpt")
+        if name == "ensemble":
+            p, history, extra = _ensemble_fold(k, x, y, tr, te, ctx, work, key, oof)
+        else:
+            p, history, validation = _fold(name, k, x, y, tr, te, ctx, work / name, key)
+            extra = {}
+            if validation:  # seed_mlp with --early-stopping: its validation split's loss
+                histories[f"fold{k} validation"] = validation
+        pred[te], means[te] = p, y[tr].mean(axis=0)
+        folds.append({"fold": k, **fold_metrics(p, y[te], y[tr].mean(axis=0)), **extra})
+        histories[f"fold{k}"] = history
+    return pred, means, folds, histories
 
 
 def _compare_default(metrics: dict, oof: dict, y, fold_of, seed: int) -> tuple[str, str]:
@@ -395,6 +465,12 @@ def training_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cv", type=positive_int, default=5, help="folds (grouped when possible)")
     p.add_argument(
+        "--groups-per-fold",
+        type=positive_int,
+        help="whole groups held out together, at least this many per fold (default: 2 when "
+        "the dataset has pseudobulk samples, else 1; folds are capped at groups / this)",
+    )
+    p.add_argument(
         "--device",
         default="auto",
         choices=("auto", "cpu", "cuda"),
@@ -447,6 +523,7 @@ def train_settings(a: argparse.Namespace):
         window=a.window,
         epochs=_epochs(a),
         early_stopping=a.early_stopping,
+        groups_per_fold=a.groups_per_fold,
     )
 
 
