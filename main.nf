@@ -15,6 +15,7 @@ include { FETCH             } from './modules/local/fetch'
 include { LOCALISE          } from './modules/local/localise'
 include { REFERENCE         } from './modules/local/reference'
 include { BINS              } from './modules/local/bins'
+include { PSEUDOBULK        } from './modules/local/pseudobulk'
 include { KALLISTO_INDEX    } from './modules/local/kallisto_index'
 include { FASTQ_CHECK       } from './modules/local/fastq_check'
 include { KALLISTO_QUANT    } from './modules/local/kallisto_quant'
@@ -117,14 +118,47 @@ workflow GEXP {
     BINS(ch_chrom_sizes)
     ch_versions = ch_versions.mix(BINS.out.versions)
 
+    // Each multiome library (a row with multiome_h5, fragments and cells) becomes pseudobulk
+    // samples, one task per library, in parallel; they join the bulk samples at GENE_TPM and
+    // PEAK_BINS as a gene TPM table and a peak file each.
+    ch_libraries = ch_rows
+        .filter { row -> row.multiome_h5 }
+        .map { row ->
+            [
+                [ id: row.sample ],
+                file(row.multiome_h5, checkIfExists: true),
+                file(row.fragments, checkIfExists: true),
+                file("${row.fragments}.tbi", checkIfExists: true),
+                file(row.cells, checkIfExists: true),
+            ]
+        }
+    PSEUDOBULK(ch_libraries, ch_gtf, BINS.out.bins)
+    ch_versions = ch_versions.mix(PSEUDOBULK.out.versions.first())
+
+    // [sample id, meta] of every pseudobulk sample, from its library's samples.tsv
+    ch_pseudobulk_meta = PSEUDOBULK.out.samples
+        .map { _meta, table -> table }
+        .splitCsv(header: true, sep: '\t')
+        .map { row -> [ row.sample, sampleMeta(row) ] }
+    // its files are named <sample id>.gene_tpm.tsv and <sample id>.narrowPeak.gz
+    ch_pseudobulk_tpm = ch_pseudobulk_meta
+        .join(PSEUDOBULK.out.tpm.flatten().map { f -> [ f.name - ~/\.gene_tpm\.tsv$/, f ] }, failOnMismatch: true)
+        .map { _id, meta, tpm -> [ meta, tpm ] }
+    ch_pseudobulk_peaks = ch_pseudobulk_meta
+        .join(PSEUDOBULK.out.peaks.flatten().map { f -> [ f.name - ~/\.narrowPeak\.gz$/, f ] }, failOnMismatch: true)
+        .map { _id, meta, peaks -> [ meta, peaks ] }
+
     ch_fastq = ch_rows
         .filter { row -> row.rna_1 }
         .map { row -> [ sampleMeta(row), runFiles(row.rna_1), runFiles(row.rna_2) ] }
     ch_quant_tables = ch_rows
         .filter { row -> row.rna_tpm }
         .map { row -> [ sampleMeta(row), file(row.rna_tpm, checkIfExists: true) ] }
+        .mix(ch_pseudobulk_tpm)
     ch_atac = ch_rows
+        .filter { row -> row.atac }
         .map { row -> [ sampleMeta(row), file(row.atac, checkIfExists: true) ] }
+        .mix(ch_pseudobulk_peaks)
 
     // The index is built once, and only when some sample has reads; only then is
     // --transcriptome needed (the words of require_transcriptome() in bin/gexpcore/steps/run.py).
@@ -164,7 +198,8 @@ workflow GEXP {
         PEAK_BINS.out.accessibility.map { _meta, acc -> acc }.collect(),
         BINS.out.bins,
         REFERENCE.out.genes,
-        ch_valid
+        ch_valid,
+        PSEUDOBULK.out.samples.map { _meta, table -> table }.toSortedList { a, b -> a.name <=> b.name }
     )
     ch_versions = ch_versions.mix(DATASET.out.versions)
 

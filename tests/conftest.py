@@ -110,3 +110,22 @@ def gexp_test_run(tmp_path_factory) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return base / "results"
+
+
+@pytest.fixture(scope="session")
+def gexp_multiome_run(tmp_path_factory) -> Path:
+    """`gexp run` on the bundled multiome experiment with the test_multiome profile's
+    settings (the defaults): what its Nextflow runs must reproduce byte for byte."""
+    from pipeline import copy_test_data
+
+    base = tmp_path_factory.mktemp("gexp-multiome-run")
+    experiment = copy_test_data(base / "data") / "multiome"
+    proc = run_gexp(
+        "run",
+        "--input", experiment / "samplesheet.csv",
+        "--gtf", experiment / "genes.gtf.gz",
+        "--chrom-sizes", experiment / "chrom.sizes",
+        "--outdir", base / "results",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return base / "results"

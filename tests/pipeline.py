@@ -28,6 +28,7 @@ DATA_OUTPUTS = (
     "reference/genes.tsv",
     "expression/",
     "accessibility/",
+    "pseudobulk/",
     "dataset/",
     "kallisto/*/abundance.tsv",
     "model/metrics.json",
@@ -76,9 +77,11 @@ def nextflow(*args: object, cwd: Path, env: dict | None = None) -> subprocess.Co
 def run_test_profile(
     data: Path, outdir: Path, launch: Path, *options: object, profile: str = "test", env=None
 ) -> subprocess.CompletedProcess:
-    """`nextflow run main.nf -profile <profile> <options>` on a copy of the bundled cohort."""
+    """`nextflow run main.nf -profile <profile> <options>` on a copy of the bundled cohort, or
+    of the bundled multiome experiment when the profile names test_multiome."""
+    inputs = multiome_args if "test_multiome" in profile.split(",") else profile_args
     return nextflow(
-        "run", ROOT / "main.nf", "-profile", profile, *options, *profile_args(data, outdir),
+        "run", ROOT / "main.nf", "-profile", profile, *options, *inputs(data, outdir),
         cwd=launch, env=env,
     )  # fmt: skip
 
@@ -121,6 +124,17 @@ def copy_test_data(dest: Path) -> Path:
     """The bundled cohort in a folder of the test's own (its samplesheet uses relative paths)."""
     shutil.copytree(DATA, dest, ignore=shutil.ignore_patterns("corces2016", "truth"))
     return dest
+
+
+def multiome_args(data: Path, outdir: Path) -> list[str]:
+    """The test_multiome profile's inputs, pointed at a copy of the bundled experiment."""
+    experiment = data / "multiome"
+    return [
+        "--input", experiment / "samplesheet.csv",
+        "--gtf", experiment / "genes.gtf.gz",
+        "--chrom_sizes", experiment / "chrom.sizes",
+        "--outdir", outdir,
+    ]  # fmt: skip
 
 
 def profile_args(data: Path, outdir: Path) -> list[str]:

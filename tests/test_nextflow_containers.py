@@ -54,3 +54,19 @@ def test_test_profile_in_podman_equals_gexp_run(images, gexp_test_run, tmp_path)
     assert_same_data_outputs(gexp_test_run, tmp_path / "results")
     qc = "multiqc/gexp_qc_mqc.tsv"
     assert (tmp_path / "results" / qc).read_text() == (gexp_test_run / qc).read_text()
+
+
+def test_multiome_profile_in_podman_equals_gexp_run(images, gexp_multiome_run, tmp_path):
+    """PSEUDOBULK in the gexp image (h5py, pysam): the same outputs as `gexp run`."""
+    data = copy_test_data(tmp_path / "data")
+    launch = tmp_path / "launch"
+    log = assert_ok(
+        run_test_profile(
+            data, tmp_path / "results", launch, "-c", CONTAINERS / "nextflow.config",
+            profile="test_multiome,podman",
+        )
+    )  # fmt: skip
+    runs = list((launch / "work").glob("*/*/.command.run"))
+    assert len(runs) == len(submitted(log)) > 20
+    assert all("podman run" in p.read_text() for p in runs), "every task ran in a container"
+    assert_same_data_outputs(gexp_multiome_run, tmp_path / "results")

@@ -37,7 +37,7 @@ def test_test_profile_completes_every_step(launch):
 
     ran = {task.split(" (")[0].split(":")[-1] for task in submitted(launch["log"])}
     # FETCH runs only for remote entries, which the bundled cohort has none of
-    assert ran == {"PARAMS_CHECK", *STEPS} - {"FETCH"}
+    assert ran == {"PARAMS_CHECK", *STEPS} - {"FETCH", "PSEUDOBULK"}
     assert "with Nextflow 24.10.0" in launch["log"]  # the pinned version, in the run log
 
 
@@ -84,3 +84,22 @@ def test_changed_peaks_rerun_only_what_depends_on_them(launch):
         "REPORT (report)",
         "TRAIN (dataset)",
     ]
+
+
+def test_multiome_profile_equals_gexp_run(gexp_multiome_run, tmp_path):
+    """-profile test_multiome: one PSEUDOBULK task per library, whose samples go through the
+    bulk steps; every output, pseudobulk/ included, equals `gexp run`'s on the same data."""
+    from gexpcore.steps.run import STEPS
+
+    data = copy_test_data(tmp_path / "data")
+    log = assert_ok(
+        run_test_profile(data, tmp_path / "results", tmp_path / "launch", profile="test_multiome")
+    )
+    tasks = [task.split(" (")[0].split(":")[-1] for task in submitted(log)]
+    assert tasks.count("PSEUDOBULK") == 2
+    no_reads = {"FETCH", "KALLISTO_INDEX", "FASTQ_CHECK", "KALLISTO_QUANT"}
+    assert set(tasks) == {"PARAMS_CHECK", *STEPS} - no_reads
+    assert tasks.count("PEAK_BINS") == tasks.count("GENE_TPM") == 16
+    assert_same_data_outputs(gexp_multiome_run, tmp_path / "results")
+    qc = "multiqc/gexp_qc_mqc.tsv"
+    assert (tmp_path / "results" / qc).read_text() == (gexp_multiome_run / qc).read_text()

@@ -66,6 +66,21 @@ def test_test_profile_on_slurm_equals_gexp_run(cluster, gexp_test_run, tmp_path)
     assert_same_data_outputs(gexp_test_run, tmp_path / "results")
 
 
+def test_multiome_profile_on_slurm_equals_gexp_run(cluster, gexp_multiome_run, tmp_path):
+    data = copy_test_data(tmp_path / "data")
+    launch = tmp_path / "launch"
+    log = assert_ok(
+        run_test_profile(
+            data, tmp_path / "results", launch, "-c", SLURM / "nextflow.config",
+            profile="slurm,test_multiome", env=cluster,
+        )
+    )  # fmt: skip
+    assert sum("PSEUDOBULK" in task for task in submitted(log)) == 2
+    headers = [sbatch_header(p.parent) for p in (launch / "work").glob("*/*/.command.run")]
+    assert len(headers) == len(submitted(log)) > 20
+    assert_same_data_outputs(gexp_multiome_run, tmp_path / "results")
+
+
 def test_gpu_profile_asks_slurm_for_a_gpu(cluster, tmp_path):
     # test last: under the strict config syntax profiles apply in command-line order, and
     # test's resourceLimits must win over slurm's

@@ -19,8 +19,9 @@ cells (assigned by a seeded shuffle) when `replicates` > 1.
   gives back exactly these counts and `gexp predict` takes the file unchanged.
 
 Each library also gets `<library>.samples.tsv` (cells, UMIs, fragments per sample)
-and `<library>.samplesheet.csv`, a bulk samplesheet (sample, group, rna_tpm, atac)
-that `gexp run --input` takes as it is.
+and `<library>.samplesheet.csv`, a bulk samplesheet (sample, group[, donor], rna_tpm,
+atac; paths relative to it, so the folder can move) that `gexp run --input` takes as
+it is.
 """
 
 from __future__ import annotations
@@ -352,7 +353,7 @@ def pseudobulk(
                 "sample": s.sample, "library": library, "group": s.group, "donor": s.donor,
                 "replicate": s.replicate, "cells": len(s.barcodes),
                 "umis": int(counts[s.sample].sum()), "fragments": int(per_sample[i]),
-                "rna_tpm": str(rna.resolve()), "atac": str(atac.resolve()),
+                "rna_tpm": rna.name, "atac": atac.name,
             }
         )  # fmt: skip
     qc = pd.DataFrame(rows)
@@ -367,8 +368,14 @@ def pseudobulk(
 
 
 def _check_genome(h5, genomes: list[str], genome: str | None) -> None:
+    """The h5's genome must be --genome's assembly (hg38 and GRCh38 are one: genome.GENOMES)."""
+    from ..io.genome import GENOMES
+
+    def assembly(name: str) -> str:
+        return GENOMES.get(name, name.lower())
+
     named = {g for g in genomes if g}
-    if genome and named and genome.lower() not in {g.lower() for g in named}:
+    if genome and named and assembly(genome) not in {assembly(g) for g in named}:
         raise GexpError(
             f"multiome h5 {h5}: its features are on genome {', '.join(sorted(named))}, "
             f"not --genome {genome}"

@@ -115,13 +115,21 @@ def _count_peaks(path: str) -> int | None:
 
 
 def _samplesheet_peaks(run: Path) -> dict[str, str]:
-    """sample → peak file, as the run's samplesheet names it (localised if it was)."""
+    """sample → peak file, as the run's samplesheet names it (localised if it was), and each
+    pseudobulk sample's from its library's samplesheet (paths relative to it)."""
+    found = {}
     for name in ("samplesheet.local.csv", "samplesheet.valid.csv"):
         path = run / "pipeline_info" / name
         if path.is_file():
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
-            return dict(zip(table["sample"], table["atac"], strict=True))
-    return {}
+            found = dict(zip(table["sample"], table["atac"], strict=True))
+            break
+    for sheet in sorted((run / "pseudobulk").glob("*.samplesheet.csv")):
+        table = pd.read_csv(sheet, dtype=str, keep_default_na=False)
+        found |= {
+            s: str(sheet.parent / a) for s, a in zip(table["sample"], table["atac"], strict=True)
+        }
+    return found
 
 
 def sample_qc(run: Path, peaks: dict[str, str] | None = None) -> pd.DataFrame:

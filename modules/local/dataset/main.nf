@@ -12,6 +12,8 @@ process DATASET {
     path bins
     path genes
     path samplesheet
+    // <library>.samples.tsv of each multiome library: groups, donors, cells, fragments
+    path pseudobulk   , stageAs: 'inputs/pseudobulk/*'   , arity: '0..*'
 
     output:
     path "dataset"                , emit: dataset
@@ -23,6 +25,7 @@ process DATASET {
 
     script:
     def args = task.ext.args ?: ''
+    def tables = pseudobulk ? "--pseudobulk ${pseudobulk.join(' ')}" : ''
     """
     gexp dataset \\
         --bins $bins \\
@@ -30,6 +33,7 @@ process DATASET {
         --expression $expression \\
         --accessibility $accessibility \\
         --samplesheet $samplesheet \\
+        $tables \\
         --outdir . \\
         $args
 
