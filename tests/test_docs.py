@@ -213,6 +213,9 @@ def published_by_pipeline() -> list[tuple[str, str]]:
             if out == "versions.yml":
                 continue
             out = out[len(strip) :] if strip and out.startswith(strip) else out
+            # PSEUDOBULK's meta is a library's, and its globs are the library's samples
+            if proc.name == "PSEUDOBULK":
+                out = re.sub(r"\$\{[^}]+\}", "<library>", out).replace("*", "<sample>")
             out = re.sub(r"\$\{[^}]+\}", "<sample>", out)
             published.append((proc.name, f"{folder}/{out}".strip("/")))
     return published

@@ -144,6 +144,7 @@ UNIQUE_NAMES = {
     ("DATASET", "expression"): "GENE_TPM writes <sample id>.gene_tpm.tsv; ids are unique",
     ("DATASET", "accessibility"): "PEAK_BINS writes <sample id>.tsv.gz; ids are unique",
     ("REPORT", "kallisto"): "KALLISTO_QUANT writes a folder named by the sample id",
+    ("DATASET", "pseudobulk"): "PSEUDOBULK writes <library id>.samples.tsv; ids are unique",
 }
 
 
@@ -196,7 +197,11 @@ def test_per_file_rule_rejects_flat_staging():
 
 def test_unique_name_exceptions_hold_for_sample_outputs():
     outputs = {
-        "DATASET": {"expression": "GENE_TPM", "accessibility": "PEAK_BINS"},
+        "DATASET": {
+            "expression": "GENE_TPM",
+            "accessibility": "PEAK_BINS",
+            "pseudobulk": "PSEUDOBULK",
+        },
         "REPORT": {"kallisto": "KALLISTO_QUANT"},
     }
     for consumer, inputs in outputs.items():

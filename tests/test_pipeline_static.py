@@ -258,15 +258,20 @@ LOCAL_RUN = [p for p in PROCESSES if p.name != "FETCH"]  # FETCH: see test_fetch
 
 
 @pytest.mark.parametrize("proc", LOCAL_RUN, ids=ids(LOCAL_RUN))
-def test_published_files_are_where_gexp_run_writes_them(proc, run_result):
+def test_published_files_are_where_gexp_run_writes_them(proc, run_result, request):
     rule = _publish_rule(proc.name)
     if rule is None:
         return
     folder, strip = rule
+    # PSEUDOBULK runs on multiome libraries, which the bulk simulation has none of
+    multiome = proc.name == "PSEUDOBULK"
+    if multiome:
+        run_result = request.getfixturevalue("gexp_multiome_run")
     for out in proc.output_paths():
         if out == "versions.yml":
             continue
-        relative = out.replace("${prefix}", "S001").replace("${meta.id}", "S001")
+        meta_id = "lib1" if multiome else "S001"
+        relative = out.replace("${prefix}", meta_id).replace("${meta.id}", meta_id)
         if strip and relative.startswith(strip):
             relative = relative[len(strip) :]
         found = list((run_result / folder).glob(relative))
@@ -316,6 +321,19 @@ def test_every_module_has_an_nf_test(proc):
     assert re.search(rf'^\s*process\s+"{proc.name}"', text, re.M)
     assert 'options "-stub"' in text and "snapshot(" in text
     assert unbalanced(text) is None
+
+
+@pytest.mark.parametrize("proc", PROCESSES, ids=ids(PROCESSES))
+def test_every_nf_test_gives_the_process_each_of_its_inputs(proc):
+    """nf-test cannot run here: a process whose inputs changed and a test that still passes the
+    old ones (one input short) would only fail on a machine that has it."""
+    declared = re.findall(r"^\s*(?:tuple|path|val|env|stdin)\b", proc.section("input"), re.M)
+    text = (ROOT / "tests" / "modules" / f"{proc.path.parent.name}.nf.test").read_text()
+    blocks = re.findall(r'when\s*\{\s*process\s*\{\s*"""(.*?)"""', text, re.S)
+    assert blocks, "a when { process { … } } block"
+    for block in blocks:
+        given = sorted(int(i) for i in re.findall(r"^\s*input\[(\d+)\]\s*=", block, re.M))
+        assert given == list(range(len(declared))), (given, len(declared))
 
 
 def test_pipeline_nf_test_runs_the_test_profile():
