@@ -155,3 +155,29 @@ def test_an_ensemble_without_its_member_folder_is_refused_in_one_line(run_result
     )  # fmt: skip
     assert_user_error(proc, "its member ridge cannot be loaded")
     assert not (tmp_path / "out").exists()
+
+
+def test_inner_folds_that_cannot_hold_out_whole_groups_leave_the_weights_equal(
+    run_result, tmp_path
+):
+    """Outer folds hold out whole groups; 2 groups of 6 samples (one held-out cell type's
+    donors and replicates, say) cannot be held out whole in 3 inner folds, and shuffled ones
+    would put samples of one group on both sides, so the weights stay equal."""
+    from gexpcore.models.base import Context, accessibility_features
+    from gexpcore.models.ensemble import EnsembleModel
+    from gexpcore.steps.dataset import load_dataset
+
+    data = _twelve_sample_dataset(run_result, tmp_path / "ds")
+    x, expression, genes, _, bins = load_dataset(data)
+    x, y = accessibility_features(x), np.log1p(expression.to_numpy().T)
+    groups = tuple(["A"] * 6 + ["B"] * 6)
+    for grouped, folds in ((True, 0), (False, 3)):
+        model = EnsembleModel()
+        ctx = Context(genes=genes, bins=bins, groups=groups, grouped=grouped, epochs=FAST)
+        model.choose_weights(x, y, ctx)
+        assert model.inner["folds"] == folds, model.inner
+    assert model.inner["folds"] == 3  # the shuffled inner CV when the outer one was shuffled too
+    model = EnsembleModel()
+    model.choose_weights(x, y, Context(genes=genes, bins=bins, groups=groups, grouped=True))
+    assert np.allclose(model.weights, 1 / 3)
+    assert model.inner["note"] == "too few groups (2) for nested CV by whole groups"

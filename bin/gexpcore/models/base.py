@@ -44,6 +44,10 @@ class Context:
     # The samplesheet groups of the samples being fitted, for a model's own nested CV (the
     # ensemble holds out whole groups inside the training samples, as train.py does outside).
     groups: tuple[str, ...] = ()
+    # How the outer CV formed its folds, for the same rule in a model's nested CV: at least
+    # this many whole groups per fold, and whether groups were held out at all.
+    groups_per_fold: int = 1
+    grouped: bool = False
 
     def summary(self, key: str, build: Callable[[], Any]) -> Any:
         """The summary `key` of this run's genes and bins, built by `build` on first use."""

@@ -84,9 +84,9 @@ class EnsembleModel(Model):
     def choose_weights(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> np.ndarray:
         """Weights from nested CV inside these (training) samples, shrunk towards equal."""
         inner = _inner_predictions(self.members, x, y, ctx)
-        if inner is None:
+        if isinstance(inner, str):
             self.weights = np.full(len(self.members), 1.0 / len(self.members))
-            self.inner = {"folds": 0, "note": f"too few samples ({len(y)}) for nested CV"}
+            self.inner = {"folds": 0, "note": inner}
         else:
             preds, fold_of = inner
             self.weights, self.inner = shrunk_weights(preds, y, fold_of)
@@ -112,15 +112,25 @@ def combine(weights: np.ndarray, preds: list[np.ndarray]) -> np.ndarray:
 
 def _inner_predictions(
     members: list[str], x: sp.csr_matrix, y: np.ndarray, ctx: Context
-) -> tuple[list[np.ndarray], np.ndarray] | None:
-    """Every member's out-of-fold predictions of these samples, or None when too few."""
+) -> tuple[list[np.ndarray], np.ndarray] | str:
+    """Every member's out-of-fold predictions of these samples, or why there are none.
+
+    The inner folds follow the outer CV's rule. When the outer folds held out whole groups
+    but these samples' groups are too few to do so, shuffled inner folds would put samples
+    of one group (pseudo-replicates, donors of one cell type) on both sides and choose
+    weights for another question (nearest wins it), so the weights stay equal instead.
+    """
     from . import create
 
     groups = list(ctx.groups) if len(ctx.groups) == len(y) else [""] * len(y)
     try:
-        fold_of, _ = make_folds(groups, INNER_FOLDS, ctx.seed)
+        fold_of, how = make_folds(
+            groups, INNER_FOLDS, ctx.seed, min_groups_per_fold=ctx.groups_per_fold
+        )
     except GexpError:
-        return None
+        return f"too few samples ({len(y)}) for nested CV"
+    if ctx.grouped and how.startswith("shuffled"):
+        return f"too few groups ({len(set(groups))}) for nested CV by whole groups"
     preds = [np.zeros_like(y) for _ in members]
     for k in np.unique(fold_of):
         tr, te = fold_of != k, fold_of == k

@@ -155,6 +155,7 @@ def train_models(
         "train: %d samples, %d genes, %d bins; %s; device %s", *y.shape, x.shape[1], how, device
     )
     key = _key(dataset, fold_of, seed, window, epochs, early_stopping)
+    grouped = not how.startswith("shuffled")  # whole groups held out (the ensemble's inner CV too)
     progress = sys.stderr.isatty()
     shared: dict = {}  # gene/bin summaries built once for every fold and model (Context.shared)
     groups_of = np.array(groups, dtype=object)
@@ -172,6 +173,8 @@ def train_models(
             checkpoint=checkpoint,
             shared=shared,
             groups=tuple(groups_of[tr]),
+            groups_per_fold=groups_per_fold,
+            grouped=grouped,
         )
 
     # Leave-one-donor-out, reported beside the grouped CV: its own work folder, key and
@@ -243,6 +246,8 @@ def train_models(
             checkpoint=out / "work" / name / "final.ckpt",
             shared=shared,
             groups=tuple(groups),
+            groups_per_fold=groups_per_fold,
+            grouped=grouped,
         )
         model = _final(name, x, y, final_ctx, out, finals)
         histories[name]["final"] = list(final_ctx.history)
