@@ -135,17 +135,26 @@ workflow GEXP {
     PSEUDOBULK(ch_libraries, ch_gtf, BINS.out.bins)
     ch_versions = ch_versions.mix(PSEUDOBULK.out.versions.first())
 
-    // [sample id, meta] of every pseudobulk sample, from its library's samples.tsv
+    // [sample id, meta] of every pseudobulk sample, from its library's samples.tsv. Its id must
+    // be new: `gexp run` checks before any work; here, as soon as the library's samples are
+    // known (the [ids] wrapper keeps combine from spreading the list).
+    ch_bulk_ids = ch_rows.filter { row -> !row.multiome_h5 }.map { row -> row.sample }.collect().ifEmpty([])
     ch_pseudobulk_meta = PSEUDOBULK.out.samples
         .map { _meta, table -> table }
         .splitCsv(header: true, sep: '\t')
-        .map { row -> [ row.sample, sampleMeta(row) ] }
+        .combine(ch_bulk_ids.map { ids -> [ids] })
+        .map { row, bulk ->
+            if (row.sample in bulk) {
+                error "pseudobulk sample ${row.sample} of library ${row.library} has the name of a bulk sample of the samplesheet; rename one"
+            }
+            [ row.sample, sampleMeta(row) ]
+        }
     // its files are named <sample id>.gene_tpm.tsv and <sample id>.narrowPeak.gz
     ch_pseudobulk_tpm = ch_pseudobulk_meta
-        .join(PSEUDOBULK.out.tpm.flatten().map { f -> [ f.name - ~/\.gene_tpm\.tsv$/, f ] }, failOnMismatch: true)
+        .join(PSEUDOBULK.out.tpm.flatten().map { f -> [ f.name - ~/\.gene_tpm\.tsv$/, f ] }, failOnMismatch: true, failOnDuplicate: true)
         .map { _id, meta, tpm -> [ meta, tpm ] }
     ch_pseudobulk_peaks = ch_pseudobulk_meta
-        .join(PSEUDOBULK.out.peaks.flatten().map { f -> [ f.name - ~/\.narrowPeak\.gz$/, f ] }, failOnMismatch: true)
+        .join(PSEUDOBULK.out.peaks.flatten().map { f -> [ f.name - ~/\.narrowPeak\.gz$/, f ] }, failOnMismatch: true, failOnDuplicate: true)
         .map { _id, meta, peaks -> [ meta, peaks ] }
 
     ch_fastq = ch_rows

@@ -78,10 +78,11 @@ def run_test_profile(
     data: Path, outdir: Path, launch: Path, *options: object, profile: str = "test", env=None
 ) -> subprocess.CompletedProcess:
     """`nextflow run main.nf -profile <profile> <options>` on a copy of the bundled cohort, or
-    of the bundled multiome experiment when the profile names test_multiome."""
+    of the bundled multiome experiment when the profile names test_multiome; `options` come
+    last, so they may override an input."""
     inputs = multiome_args if "test_multiome" in profile.split(",") else profile_args
     return nextflow(
-        "run", ROOT / "main.nf", "-profile", profile, *options, *inputs(data, outdir),
+        "run", ROOT / "main.nf", "-profile", profile, *inputs(data, outdir), *options,
         cwd=launch, env=env,
     )  # fmt: skip
 

@@ -64,6 +64,44 @@ def test_stub_run_of_the_bundled_cohort(tmp_path):
     assert len(submitted(log)) == expected
 
 
+def test_stub_run_of_the_multiome_experiment(tmp_path):
+    """-profile test_multiome with -stub: one PSEUDOBULK per library, whose (stub) samples
+    reach GENE_TPM, PEAK_BINS and DATASET; the task count tests/main.nf.test expects."""
+    data = copy_test_data(tmp_path / "data")
+    log = assert_ok(
+        run_test_profile(
+            data, tmp_path / "results", tmp_path / "launch", "-stub", profile="test_multiome"
+        )
+    )
+    tasks = [t.split(" (")[0].split(":")[-1] for t in submitted(log)]
+    assert tasks.count("PSEUDOBULK") == tasks.count("GENE_TPM") == tasks.count("PEAK_BINS") == 2
+    nf_test = (ROOT / "tests" / "main.nf.test").read_text()
+    counts = re.findall(r"trace\.succeeded\(\)\.size\(\) == (\d+)", nf_test)
+    assert len(tasks) == int(counts[1])
+
+
+def test_a_pseudobulk_sample_named_like_a_bulk_sample_stops_the_pipeline(tmp_path):
+    """The stub library lib1 makes sample lib1_stub; a bulk sample of that name stops the run
+    as soon as the library's samples are known, before DATASET (`gexp run` refuses it before
+    any work)."""
+    data = copy_test_data(tmp_path / "data")
+    sheet = data / "multiome" / "clash.csv"
+    sheet.write_text(
+        "sample,rna_tpm,atac,multiome_h5,fragments,cells\n"
+        "lib1,,,lib1/filtered_feature_bc_matrix.h5,lib1/atac_fragments.tsv.gz,lib1/cells.csv\n"
+        "lib1_stub,lib1/cells.csv,lib1/cells.csv,,,\n"
+    )
+    proc = run_test_profile(
+        data, tmp_path / "results", tmp_path / "launch", "-stub", "--input", sheet,
+        profile="test_multiome",
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "pseudobulk sample lib1_stub of library lib1 has the name of a bulk sample" in (
+        proc.stdout + proc.stderr
+    )
+    assert not any("DATASET" in t for t in submitted(proc.stdout))
+
+
 @pytest.mark.parametrize("profile", profiles())
 def test_profile_resolves(profile, tmp_path):
     shown = assert_ok(nextflow("config", "-profile", profile, ROOT, cwd=tmp_path))

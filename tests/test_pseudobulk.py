@@ -112,7 +112,18 @@ def test_the_samplesheet_it_writes_is_a_bulk_one(result):
     out, qc = result
     sheet = pd.read_csv(out / "lib1.samplesheet.csv")
     assert list(sheet.columns) == ["sample", "group", "donor", "rna_tpm", "atac"]
-    assert all(Path(p).is_file() for p in [*sheet["rna_tpm"], *sheet["atac"]])
+    # paths relative to the samplesheet, so the folder can move (and both runners agree)
+    assert all(
+        (out / p).is_file() and p == Path(p).name for p in [*sheet["rna_tpm"], *sheet["atac"]]
+    )
+
+
+def test_groups_whose_names_clash_in_sample_ids_are_refused(library, tmp_path):
+    cells = pd.read_csv(library / "cells.csv")
+    cells["group"] = cells["group"].str.replace("type1", "t_1").str.replace("type2", "t-1")
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    with pytest.raises(GexpError, match="groups t-1 and t_1 .* both make sample lib1_t-1_donor1"):
+        _pseudobulk(library, tmp_path / "out", cells=tmp_path / "cells.csv")
 
 
 def test_an_unknown_barcode_is_named_with_its_line(library, tmp_path):
