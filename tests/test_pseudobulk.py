@@ -62,6 +62,22 @@ def test_the_simulated_h5_follows_the_10x_layout(library):
     assert (library / "atac_fragments.tsv.gz.tbi").is_file()
 
 
+def test_scanpy_reads_the_simulated_h5_and_its_sums_are_the_truth(library):
+    """The format as its users read it: scanpy's 10x reader (a dev dependency), both feature
+    types, barcodes as the cell table names them, a group's summed UMIs equal to the truth."""
+    sc = pytest.importorskip("scanpy")
+    adata = sc.read_10x_h5(library / "filtered_feature_bc_matrix.h5", gex_only=False)
+    assert set(adata.var["feature_types"]) == {"Gene Expression", "Peaks"}
+    cells = pd.read_csv(library / "cells.csv")
+    assert cells["barcode"].isin(adata.obs_names).all()
+    genes = sc.read_10x_h5(library / "filtered_feature_bc_matrix.h5")
+    truth = pd.read_csv(library / "truth" / "umi_counts.tsv", sep="\t", index_col=0)
+    chosen = cells[(cells["group"] == "type2") & (cells["donor"] == "donor1")]["barcode"]
+    summed = np.asarray(genes[chosen.tolist()].X.sum(axis=0)).ravel()
+    assert list(genes.var["gene_ids"]) == list(truth.index)
+    np.testing.assert_array_equal(summed, truth["lib1_type2_donor1"].to_numpy())
+
+
 def test_umi_counts_and_cut_sites_equal_the_truth(library, result):
     out, qc = result
     truth = pd.read_csv(library / "truth" / "umi_counts.tsv", sep="\t", index_col=0)
