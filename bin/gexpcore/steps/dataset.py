@@ -130,6 +130,7 @@ def sample_table(
     table = pd.DataFrame(
         [{"sample": s, **info.get(s, {})} for s in samples],
         columns=["sample", "group", "donor", *PSEUDOBULK_COLUMNS],
+        dtype=object,
     ).fillna("")
     if not (table["donor"] != "").any() and not (table["library"] != "").any():
         return table[["sample", "group"]]
