@@ -353,18 +353,29 @@ def test_samplesheet_schema_matches_the_validator():
     assert schema["uniqueEntries"] == ["sample"]
 
 
-def test_bundled_test_data_is_what_the_documented_command_writes(tmp_path):
-    readme = (ROOT / "tests" / "data" / "README.md").read_text()
-    command = re.search(r"^\s+(gexp simulate .*)$", readme, re.M).group(1).split()
+SIMULATE_COMMANDS = re.findall(
+    r"^\s+(gexp simulate .*)$", (ROOT / "tests" / "data" / "README.md").read_text(), re.M
+)
+
+
+def test_bundled_simulations_are_documented():
+    outdirs = [command.split("--outdir ")[1].split()[0] for command in SIMULATE_COMMANDS]
+    assert outdirs == ["tests/data", "tests/data/multiome"]
+
+
+@pytest.mark.parametrize("command", SIMULATE_COMMANDS)
+def test_bundled_test_data_is_what_the_documented_command_writes(command, tmp_path):
+    words = command.split()
+    bundled = ROOT / words[words.index("--outdir") + 1]
     out = tmp_path / "data"
-    args = [out if w == "tests/data" else w for w in command[1:]]
-    proc = run_gexp(*args)
+    words[words.index("--outdir") + 1] = str(out)
+    proc = run_gexp(*words[1:])
     assert proc.returncode == 0, proc.stderr
-    bundled = ROOT / "tests" / "data"
-    for path in sorted(out.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(out)
-            assert (bundled / rel).read_bytes() == path.read_bytes(), rel
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    assert written
+    for path in written:
+        rel = path.relative_to(out)
+        assert (bundled / rel).read_bytes() == path.read_bytes(), rel
 
 
 def test_gpu_and_container_documentation_exists():
