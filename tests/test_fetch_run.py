@@ -129,8 +129,9 @@ def test_fetch_module_publishes_where_gexp_run_fetches(servers, tmp_path):
     (proc,) = [p for p in processes() if p.name == "FETCH"]
     (pattern,) = [o for o in proc.output_paths() if o != "versions.yml"]
     config = (ROOT / "conf" / "modules.config").read_text()
-    block = re.search(r"withName: 'REFERENCE\|DATASET\|FETCH' \{(.*?)\n    \}", config, re.S)
-    assert block and 'path: { "${params.outdir}" }' in block.group(1)  # fetch/* → outdir/fetch/
+    blocks = re.findall(r"withName: '([^']+)' \{(.*?)\n    \}", config, re.S)
+    publish = [body for names, body in blocks if "FETCH" in names.split("|") and "path:" in body]
+    assert len(publish) == 1 and 'path: { "${params.outdir}" }' in publish[0]  # → outdir/fetch/
     proc_run = run(remote_samplesheet(tmp_path, storage), tmp_path / "out", portal)
     assert proc_run.returncode == 0, proc_run.stderr
     assert list((tmp_path / "out").glob(pattern))
