@@ -35,28 +35,32 @@ PINNED = {
     # numpy's forced zip64 marks, whose version byte differs between Python 3.11.2 and 3.11.7.
     "dataset/accessibility.npz": "48c81ece06cec37cfac3090873d85e8900e4db9b7bc60dbc67b73f681e5199d3",
     "dataset/bins.bed": "65caf2f7e3bcbeebbb2a1756b7e7a8f1da4eb0c54689366638e5a4faebd51a8f",
-    "dataset/expression.tsv": "0977ea8f2443838e9ecdb55dba9428e09d9410f4e334f1c034ac0c74627362a3",
+    # Re-pinned deliberately (after issue 18): gene TPM is each gene's transcripts summed
+    # exactly rounded (math.fsum), so pandas 2 and 3 write the same bytes; values moved by at
+    # most one unit in the last place, and a few 6-digit roundings in this file with them.
+    "dataset/expression.tsv": "1afb8a09c816e1cc278646ceda1380d36ea70c7bbe2706977c9a3e2349bddf24",
     "dataset/genes.tsv": "7ead30b58de1127e8131d43ec34674bde55435e02e768414c487b56f3ba1e767",
     "dataset/qc.json": "d9de36659331e38361d8f2e762cf71b4ca2bd565c208b07ba8558564f89cdcc6",
     "dataset/samples.tsv": "74b151c4376246be5e75b11f97cefcdc136e896e7b0eb4bc3041ae0852ddafb2",
-    "expression/gene_tpm.tsv": "768508bced5f70deb1bd04f7f7709c92e34be948a09e54e0d3d6fc211111abed",
+    # Re-pinned with dataset/expression.tsv (exact gene sums; S004 happened to be unchanged).
+    "expression/gene_tpm.tsv": "224db5936e29b1eebe7adcb597417e3ef22572abef3801f16da4633f17011df8",
     "expression/samples/S001.gene_tpm.tsv": (
-        "c05e26d1ed10b83a488446cc20928315ec87938b13a4a293f6afdf91515a93f3"
+        "f1ff3d4d0da13367b7476080710b3cbaddc93920f431746c6db7fb242002c424"
     ),
     "expression/samples/S002.gene_tpm.tsv": (
-        "aa1f152553bb3a2f3925303b097259ff38c0b90304cf0b9cbb1061356b8591c6"
+        "878f005fd1111cb2c7522dcf1eb12f8ca7d7ca6def63858a11846fa85e8a5d1b"
     ),
     "expression/samples/S003.gene_tpm.tsv": (
-        "4f1edc85a259ef9877910bb6dc0036a601d212f933dcf00aa2eaaafbab346291"
+        "d3f3370d414499e04d1f018d1beb9a91ee1a42d2f97206d807af8eeaf2ea20cb"
     ),
     "expression/samples/S004.gene_tpm.tsv": (
         "21735160accedeba821a769a58898037c7a7a7086a0252fbac6c1117e09e51ca"
     ),
     "expression/samples/S005.gene_tpm.tsv": (
-        "b2e8eaa85d2a6dbaebdb2a1acb6ca9a5faae9aadb6674a74f2a72e4582ff79ce"
+        "9a1d0956b3d49041df016d88cdb175e8a7aa37d4f34f3012c5c41437aa74c6c5"
     ),
     "expression/samples/S006.gene_tpm.tsv": (
-        "b45dab5965471977bc7ab117452b9d4aad3cd8a4efb4d97722efe529af3a76ca"
+        "46d27f104068ad5f1cfc01a23fb0328203ca29ff263564053522832edb059b64"
     ),
 }
 

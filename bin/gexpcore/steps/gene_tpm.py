@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import GexpError
@@ -55,6 +57,23 @@ def _numeric(values: pd.Series, path: Path, column: str) -> pd.Series:
     return numbers
 
 
+def sum_by_gene(tpm: pd.Series, gene: pd.Series) -> pd.Series:
+    """Each gene's transcripts summed exactly rounded (math.fsum), genes sorted.
+
+    pandas' groupby sum changed its summation between versions, and a last-bit difference
+    in a gene's TPM can flip a rounded digit downstream: exact sums give the same bytes
+    whatever pandas or numpy is installed. Transcripts without a gene are left out.
+    """
+    codes, genes = pd.factorize(gene, sort=True)
+    keep = codes >= 0
+    codes, values = codes[keep], tpm.to_numpy(dtype=np.float64)[keep]
+    order = np.argsort(codes, kind="stable")
+    values = values[order].tolist()
+    bounds = np.searchsorted(codes[order], np.arange(len(genes) + 1)).tolist()
+    sums = [math.fsum(values[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return pd.Series(sums, index=pd.Index(genes, name=gene.name), name=tpm.name)
+
+
 def gene_tpm(
     quant: str | Path, tx2gene: pd.DataFrame, genes: pd.DataFrame, sample: str
 ) -> pd.Series:
@@ -76,7 +95,7 @@ def gene_tpm(
             f"quantification {path}: expected a kallisto abundance.tsv (target_id, tpm) "
             "or a gene table (gene_id, TPM)"
         )
-    per_gene = tpm.groupby(gene).sum()
+    per_gene = sum_by_gene(tpm, gene)
     annotated = pd.Index(genes["gene_id"])
     found = annotated.isin(per_gene.index).mean()
     if found < FAIL_BELOW:
