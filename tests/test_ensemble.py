@@ -73,7 +73,12 @@ def _twelve_sample_dataset(run_result: Path, out: Path) -> Path:
     expression = pd.read_csv(src / "expression.tsv", sep="\t", index_col=0)
     twin = expression * rng.uniform(0.5, 1.5, size=expression.shape)
     twin.columns = [f"{c}b" for c in expression.columns]
-    pd.concat([expression, twin], axis=1).to_csv(out / "expression.tsv", sep="\t")
+    # 6 significant digits, as DATASET writes them: every pandas parses those exactly (pandas
+    # 2's default parser can miss the last bit of 17-digit values, and a rewrite would move
+    # the training columns that a test below must leave untouched)
+    pd.concat([expression, twin], axis=1).to_csv(
+        out / "expression.tsv", sep="\t", float_format="%.6g"
+    )
     samples = pd.read_csv(src / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
     twins = samples.assign(sample=samples["sample"] + "b")
     both = pd.concat([samples, twins], ignore_index=True)
@@ -93,7 +98,7 @@ def test_a_folds_weights_never_see_that_fold(run_result, tmp_path):
     held_out = expression.columns[:3]  # group G0, fold 0
     rng = np.random.default_rng(3)
     expression[held_out] = rng.permutation(expression[held_out].to_numpy())
-    expression.to_csv(data / "expression.tsv", sep="\t")
+    expression.to_csv(data / "expression.tsv", sep="\t", float_format="%.6g")
     second = train_models(data, tmp_path / "b", ["ensemble"], epochs=FAST)
     again = second["ensemble"]["folds"][0]
     assert again["weights"] == fold0["weights"] and again["inner_cv"] == fold0["inner_cv"]
