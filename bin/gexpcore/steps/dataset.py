@@ -95,7 +95,10 @@ def write_named_tpm(tpm: pd.DataFrame, genes: pd.DataFrame, out: Path, rows: int
             )
 
 
-PSEUDOBULK_COLUMNS = ["library", "cells", "umis", "fragments"]
+# samples.tsv's columns for pseudobulk samples (after group and donor); the counts also go
+# into qc.json and the report.
+PSEUDOBULK_COUNTS = ("cells", "umis", "fragments")
+PSEUDOBULK_COLUMNS = ["library", *PSEUDOBULK_COUNTS]
 
 
 def sample_table(
@@ -187,7 +190,7 @@ def build_dataset(
         region_genes.to_csv(fh, sep="\t", index=False)
     table = sample_table(samples, samplesheet, pseudobulk)
     for row in table.to_dict("records"):
-        for key in ("cells", "umis", "fragments"):
+        for key in PSEUDOBULK_COUNTS:
             if row.get(key):
                 qc_samples[row["sample"]][key] = int(row[key])
     with atomic_write(ds / "samples.tsv") as fh:

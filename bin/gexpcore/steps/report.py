@@ -27,6 +27,7 @@ from .. import __version__
 from ..errors import GexpError
 from ..files import atomic_write
 from ..models import BASELINES
+from .dataset import PSEUDOBULK_COUNTS
 
 log = logging.getLogger("gexp")
 
@@ -58,7 +59,6 @@ QC_HEADERS = {
 # The pseudobulk columns of samples.tsv, in the order the QC table shows them after the group
 # (a bulk sample in a pseudobulk dataset has none of them: "–").
 PSEUDOBULK_IDS = ("donor", "library")
-PSEUDOBULK_COUNTS = ("cells", "umis", "fragments")
 DONOR_CV = (
     "<p>Every model was also scored leave-one-donor-out: trained on the other donors' "
     "samples, all cell types included, and tested on the held-out donor's. It measures "

@@ -184,8 +184,9 @@ class Runner:
 
         expression = [str(self.gene_tpm_path(s)) for s in samples]
         accessibility = [str(self.accessibility_path(s)) for s in samples]
-        tables = sorted(str(t) for t in (self.out / "pseudobulk").glob("*.samples.tsv"))
-        tables = [t for t in tables if Path(t).name.removesuffix(".samples.tsv") in self.libraries]
+        # each library's table, written by its pseudobulk step above
+        folder = self.out / "pseudobulk"
+        tables = sorted(str(folder / f"{lib}.samples.tsv") for lib in self.libraries)
         self.step(
             "dataset",
             fingerprint(bins_path, genes_path, p.input, *expression, *accessibility, *tables),

@@ -161,6 +161,7 @@ def train_models(
     groups_of = np.array(groups, dtype=object)
 
     def context(k: int, tr: np.ndarray, checkpoint: Path) -> Context:
+        """What a model fitted on the samples `tr` of fold k sees (seed + k)."""
         return Context(
             genes=genes,
             bins=bins,
@@ -234,21 +235,9 @@ def train_models(
                 d_summary["pearson_across_samples"],
             )
         rows.append(_long(name, fold_of, samples["sample"], genes["gene_id"], y, pred))
-        final_ctx = Context(
-            genes=genes,
-            bins=bins,
-            seed=seed,
-            device=device,
-            window=window,
-            epochs=epochs or {},
-            early_stopping=early_stopping,
-            progress=progress,
-            checkpoint=out / "work" / name / "final.ckpt",
-            shared=shared,
-            groups=tuple(groups),
-            groups_per_fold=groups_per_fold,
-            grouped=grouped,
-        )
+        # The final fit: every sample trains, with the run's own seed (fold 0's).
+        everyone = np.ones(len(groups), dtype=bool)
+        final_ctx = context(0, everyone, out / "work" / name / "final.ckpt")
         model = _final(name, x, y, final_ctx, out, finals)
         histories[name]["final"] = list(final_ctx.history)
         if final_ctx.validation:
