@@ -326,6 +326,9 @@ LIB = "lib1/filtered_feature_bc_matrix.h5,lib1/atac_fragments.tsv.gz,lib1/cells.
          "line 2 (sample lib1): group of a multiome library comes from its cell table"),
         ("sample,atac,multiome_h5,fragments,cells", f"lib1,p.bed,{LIB}", (),
          "a multiome library (multiome_h5, fragments, cells) cannot also have atac"),
+        ("sample,multiome_h5,fragments,cells", "lib1,lib1/filtered_feature_bc_matrix.h5,,c.csv",
+         (), "line 2 (sample lib1): a multiome library needs multiome_h5, fragments, cells; "
+         "missing fragments"),
         ("sample,multiome_h5,fragments", "lib1,lib1/filtered_feature_bc_matrix.h5,x.tsv.gz",
          (), "multiome libraries need columns multiome_h5, fragments, cells; missing cells"),
         ("sample,multiome_h5,fragments,cells", f"lib1,{LIB.replace('.gz', '')}", (),
