@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GEXP = ROOT / "bin" / "gexp"
 sys.path.insert(0, str(ROOT / "bin"))
 
+import gexpcore  # noqa: E402,F401  before numpy: in-process tests compute with gexp's pinned kernels
+
 
 def run_gexp(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the same executable that Nextflow processes call."""

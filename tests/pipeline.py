@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 
 # The data outputs both runners write byte for byte alike (issue 15). Not compared: kallisto's
-# run_info.json (start time, command line), model_info.json (fit_seconds), report.html (times,
-# paths) and pipeline_info/ (each runner's own records).
+# run_info.json (start time, command line), model_info.json (library versions),
+# fit_seconds.json (timings), report.html (times, paths) and pipeline_info/ (each runner's own
+# records).
 DATA_OUTPUTS = (
     "reference/tx2gene.tsv",
     "reference/genes.tsv",

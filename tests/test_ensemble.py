@@ -93,6 +93,11 @@ def test_a_folds_weights_never_see_that_fold(run_result, tmp_path):
     fold0 = first["ensemble"]["folds"][0]
     assert first["ensemble"]["cv"] == "leave-one-group-out over 4 groups"
     assert fold0["inner_cv"]["folds"] == 3, fold0  # nested CV ran inside the 9 training samples
+    # ...and inside every fold, so the final model chooses its weights by nested CV too
+    assert first["ensemble"]["inner_cv"]["folds"] == 3
+    info = json.loads((tmp_path / "a" / "model_info.json").read_text())
+    assert info["ensemble"]["rule"] == "nested CV on all samples, as in every fold"
+    assert info["ensemble"]["weights"] == first["ensemble"]["weights"]
     # Scramble the held-out fold's expression: its score moves, its weights must not.
     expression = pd.read_csv(data / "expression.tsv", sep="\t", index_col=0)
     held_out = expression.columns[:3]  # group G0, fold 0
@@ -114,7 +119,16 @@ def test_the_ensemble_is_the_default_and_says_how_it_was_chosen(run_result):
     metrics = json.loads((run_result / "model" / "metrics.json").read_text())
     weights = metrics["ensemble"]["weights"]
     assert list(weights) == ["mixture_window", "ridge", "nearest"]
-    assert sum(weights.values()) == pytest.approx(1)
+    assert sum(weights.values()) == pytest.approx(1, abs=1e-12)  # as written
+    # 6 samples: no fold's 4-5 training samples allow nested CV, so every fold scored equal
+    # weights, and the final model (6 samples, enough for it) must keep them too.
+    assert all(f["inner_cv"]["folds"] == 0 for f in metrics["ensemble"]["folds"])
+    assert weights == {"mixture_window": 0.333334, "ridge": 0.333333, "nearest": 0.333333}
+    saved = np.load(run_result / "model" / "ensemble" / "model.npz")["weights"]
+    assert saved.tolist() == list(weights.values())  # what predict uses is what is written
+    used = info["ensemble"]
+    assert used["weights"] == weights and "as in every cross-validation fold" in used["rule"]
+    assert used["held_out_pearson_across_samples"] == metrics["ensemble"]["pearson_across_samples"]
     assert metrics["ensemble"]["vs_best_baseline"]["baseline"] in ("ridge", "nearest", "gene_score")
     report = (run_result / "report.html").read_text()
     assert "fixed before training" in report

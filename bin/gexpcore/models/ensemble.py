@@ -19,6 +19,11 @@ inner folds and a noisy gain the factor is 0 and the weights stay equal: fitted
 weights on a dozen samples chase noise (issue 16 measured 0.078 for fitted weights
 against 0.151 for equal ones on a real time course).
 
+The final ensemble (fitted on every sample, what `gexp predict` uses) follows the rule that
+the cross-validation scored: weights from nested CV only where nested CV ran inside every
+outer training fold; otherwise equal weights, in every fold and in the final model alike
+(train.py applies it). Weights are exact millionths summing to one, written as they are used.
+
 A saved ensemble holds its weights; its members are the models saved beside it in
 the same model folder (store.py loads them), so nothing is stored twice.
 """
@@ -42,6 +47,7 @@ log = logging.getLogger("gexp")
 MEMBERS = ("mixture_window", "ridge", "nearest")
 INNER_FOLDS = 3
 GRID_STEP = 0.1
+WEIGHT_UNITS = 1_000_000  # weights are whole millionths: six decimals that sum to one
 
 
 def feasible_members(shape: tuple[int, int], members: tuple[str, ...] = MEMBERS) -> list[str]:
@@ -85,12 +91,18 @@ class EnsembleModel(Model):
         """Weights from nested CV inside these (training) samples, shrunk towards equal."""
         inner = _inner_predictions(self.members, x, y, ctx)
         if isinstance(inner, str):
-            self.weights = np.full(len(self.members), 1.0 / len(self.members))
-            self.inner = {"folds": 0, "note": inner}
+            self.set_equal(inner)
         else:
             preds, fold_of = inner
-            self.weights, self.inner = shrunk_weights(preds, y, fold_of)
+            weights, self.inner = shrunk_weights(preds, y, fold_of)
+            self.weights = quantised(weights)
         log.debug("ensemble weights %s: %s", named(self.members, self.weights), self.inner)
+        return self.weights
+
+    def set_equal(self, note: str) -> np.ndarray:
+        """Equal weights (in millionths), and why nested CV did not choose them."""
+        self.weights = quantised(np.full(len(self.members), 1.0 / len(self.members)))
+        self.inner = {"folds": 0, "note": note}
         return self.weights
 
     def load_state(self, arrays: dict, settings: dict) -> None:
@@ -103,6 +115,17 @@ class EnsembleModel(Model):
 def named(members: tuple[str, ...], weights: np.ndarray) -> dict[str, float]:
     """Weights by member name, as metrics.json reports them."""
     return {m: round(float(w), 6) for m, w in zip(members, weights, strict=True)}
+
+
+def quantised(weights: np.ndarray) -> np.ndarray:
+    """Weights as whole millionths that sum to exactly one million (largest remainder), so
+    that the six decimals metrics.json shows are the weights predict uses, and sum to one."""
+    scaled = np.asarray(weights, dtype=np.float64) * WEIGHT_UNITS
+    units = np.floor(scaled)
+    short = WEIGHT_UNITS - int(units.sum())
+    order = np.argsort(-(scaled - units), kind="stable")  # ties: the earlier member
+    units[order[:short]] += 1
+    return units / WEIGHT_UNITS
 
 
 def combine(weights: np.ndarray, preds: list[np.ndarray]) -> np.ndarray:

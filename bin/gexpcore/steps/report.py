@@ -294,6 +294,22 @@ def default_model(model_dir: Path) -> tuple[str | None, str | None]:
     return info.get("default_model"), info.get("default_chosen_by")
 
 
+def predict_weights(model_dir: Path) -> str:
+    """Which ensemble weights `gexp predict` uses, the rule that chose them, and the held-out
+    score that belongs to that rule (model_info.json's `ensemble`), as one paragraph."""
+    path = model_dir / "model_info.json"
+    used = (json.loads(path.read_text()) if path.is_file() else {}).get("ensemble")
+    if not used:
+        return ""
+    weights = ", ".join(f"{html.escape(m)} {w:.6f}" for m, w in used["weights"].items())
+    return (
+        f"<p>The saved ensemble, which <code>gexp predict</code> uses, weighs its members "
+        f"{weights} ({html.escape(used['rule'])}). Its held-out r across samples, "
+        f"{used['held_out_pearson_across_samples']:.3f}, was scored with "
+        f"{html.escape(used['held_out_by'])}.</p>"
+    )
+
+
 def metrics_table(metrics: dict, default: str | None) -> pd.DataFrame:
     """One row per model: its kind, the held-out metrics, and its margin over the best baseline."""
     compared = [metrics[m]["pearson_across_samples"] for m in COMPARED if m in metrics]
@@ -393,7 +409,8 @@ SEVERAL_GROUPS = (
 CHOSEN = {
     "fixed before training": (
         "The default was fixed before training (the ensemble of mixture_window, ridge and "
-        "nearest; its weights come from nested cross-validation inside each training fold), so "
+        "nearest; its weights come from nested cross-validation inside each training fold, or "
+        "stay equal where that cannot run in every fold), so "
         "its held-out score is not flattered by the choice."
     ),
     "best held-out score": (
@@ -449,6 +466,7 @@ def write_report(
         sections.append(
             "<h2>Held-out metrics</h2>"
             + headline(metrics, default, chosen_by)
+            + predict_weights(model_dir)
             + f"<p>{shown['n_samples']} samples, {shown['n_genes']} genes. Cross-validation: "
             f"{html.escape(shown['cv'])} ({shown['n_folds']} folds)."
             + (SEVERAL_GROUPS if "groups per fold" in shown["cv"] else "")

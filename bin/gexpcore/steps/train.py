@@ -74,7 +74,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _torch_setup(models: list[str], device: str, threads: int | None) -> str:
+def _torch_setup(models: list[str], device: str) -> str:
     """The device for torch models, set up deterministic on the CPU; without a torch model
     torch is not imported at all (it costs seconds to import) and everything runs on the CPU."""
     if not any(name in TORCH_MODELS for name in models):
@@ -85,10 +85,12 @@ def _torch_setup(models: list[str], device: str, threads: int | None) -> str:
         return "cpu"
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
     device = resolve_device(device)
     if device == "cpu":
+        # One thread, whatever --threads says: torch's parallel reductions sum in an order
+        # that follows the thread count (seed_mlp's folds moved between 1 and 2 threads even
+        # with MKL's strict mode), and the same inputs must give the same bytes anywhere.
+        torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
     return device
 
@@ -144,7 +146,7 @@ def train_models(
     x = accessibility_features(x)
     if list(expression.columns) != samples["sample"].tolist():
         raise GexpError(f"dataset {dataset}: samples.tsv and expression.tsv disagree")
-    device = _torch_setup(models, device, threads)
+    device = _torch_setup(models, device)
     y = np.log1p(expression.to_numpy(dtype=np.float64).T)  # samples × genes
     groups = samples["group"].fillna("").tolist()
     if groups_per_fold is None:
@@ -191,6 +193,7 @@ def train_models(
             donor_names = sorted({d for d in donors if d})
             log.info("train: also %s", donor_how)
     metrics, histories, rows, per_gene, seconds, oof, finals = {}, {}, [], {}, {}, {}, {}
+    final_weights: dict = {}
     for name in models:
         started = time.perf_counter()
         pred, means, folds, histories[name] = _cross_validate(
@@ -238,7 +241,7 @@ def train_models(
         # The final fit: every sample trains, with the run's own seed (fold 0's).
         everyone = np.ones(len(groups), dtype=bool)
         final_ctx = context(0, everyone, out / "work" / name / "final.ckpt")
-        model = _final(name, x, y, final_ctx, out, finals)
+        model = _final(name, x, y, final_ctx, out, finals, metrics[name]["folds"])
         histories[name]["final"] = list(final_ctx.history)
         if final_ctx.validation:
             histories[name]["final validation"] = list(final_ctx.validation)
@@ -247,6 +250,7 @@ def train_models(
         if name == "ensemble":
             metrics[name]["weights"] = named(model.members, model.weights)
             metrics[name]["inner_cv"] = model.inner
+            final_weights[name] = _final_weights(model, metrics[name])
         # Cross-validation and the final fit: what training this model costs (kept out of
         # metrics.json, which must be identical from run to run).
         seconds[name] = round(time.perf_counter() - started, 2)
@@ -256,13 +260,15 @@ def train_models(
         "window": window,
         "groups_per_fold": groups_per_fold,
         "cv": how,
-        "fit_seconds": seconds,
+        **({"ensemble": final_weights["ensemble"]} if final_weights else {}),
     }
     info["training_samples"] = digests  # sample → accessibility_digest, for predict's warning
     info["default_model"], info["default_chosen_by"] = _compare_default(
         metrics, oof, y, fold_of, seed
     )
     _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info)
+    with atomic_write(out / "fit_seconds.json") as fh:  # timings: the one file that varies
+        json.dump(seconds, fh, indent=2)
     shutil.rmtree(out / "work", ignore_errors=True)
     return metrics
 
@@ -272,11 +278,13 @@ def _cross_validate(name, x, y, fold_of, context, work: Path, key: str, oof: dic
     sample's training mean, per-fold metrics and training histories. `oof` holds the
     ensemble members' predictions under the same folds; fold files go to work/<model>/."""
     pred, means, folds, histories = np.zeros_like(y), np.zeros_like(y), [], {}
+    if name == "ensemble":
+        weights = _ensemble_weights(x, y, fold_of, context, work, key, oof)
     for k in range(int(fold_of.max()) + 1):
         tr, te = fold_of != k, fold_of == k
         ctx = context(k, tr, work / name / f"fold{k}.ckpt")
         if name == "ensemble":
-            p, history, extra = _ensemble_fold(k, x, y, tr, te, ctx, work, key, oof)
+            p, history, extra = _ensemble_fold(weights[k], te, oof)
         else:
             p, history, validation = _fold(name, k, x, y, tr, te, ctx, work / name, key)
             extra = {}
@@ -370,11 +378,18 @@ def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):
     return pred, list(ctx.history), list(ctx.validation)
 
 
-def _final(name: str, x, y, ctx: Context, out: Path, finals: dict) -> Model:
-    """The model fitted on every sample and saved; the ensemble reuses its members' final fits."""
+def _final(name: str, x, y, ctx: Context, out: Path, finals: dict, folds: list) -> Model:
+    """The model fitted on every sample and saved; the ensemble reuses its members' final fits
+    and chooses its weights by the rule its cross-validation scored (_ensemble_weights)."""
     if name == "ensemble":
         model = EnsembleModel(_members(finals))
-        model.choose_weights(x, y, ctx)
+        if nested_in_every_fold([fold["inner_cv"] for fold in folds]):
+            model.choose_weights(x, y, ctx)
+        else:
+            model.set_equal(
+                "equal weights, as in every cross-validation fold: nested CV could not run "
+                "inside every fold's training samples"
+            )
         model.attach(finals)
     else:
         model = create(name)
@@ -388,23 +403,61 @@ def _members(models) -> tuple[str, ...]:
     return tuple(m for m in ENSEMBLE_MEMBERS if m in models)
 
 
-def _ensemble_fold(k, x, y, tr, te, ctx, work: Path, key: str, oof: dict):
-    """The ensemble's predictions for one held-out fold: weights chosen by nested CV inside the
-    fold's training samples, applied to the members' own predictions for the fold."""
+def _ensemble_weights(x, y, fold_of, context, work: Path, key: str, oof: dict) -> list:
+    """Each fold's (weights, inner evidence), chosen by nested CV inside the fold's training
+    samples and never from the fold itself. The rule the cross-validation scores, and the
+    final model follows (nested_in_every_fold): nested-CV weights only where nested CV ran
+    inside every fold; otherwise equal weights in every fold."""
     members = _members(oof)
-    done = work / "ensemble" / f"fold{k}.npz"
-    weights, inner = None, None
-    if done.is_file():
-        saved = np.load(done, allow_pickle=False)
-        if str(saved["key"]) == key and len(saved["weights"]) == len(members):
-            log.info("ensemble fold %d: finished in an earlier run, reused", k)
-            weights, inner = saved["weights"], json.loads(str(saved["inner"]))
-    if weights is None:
-        model = EnsembleModel(members)
-        weights, inner = model.choose_weights(x[tr], y[tr], ctx), model.inner
-        write_npz(done, {"weights": weights, "inner": json.dumps(inner), "key": key})
+    chosen = []
+    for k in range(int(fold_of.max()) + 1):
+        tr = fold_of != k
+        done = work / "ensemble" / f"fold{k}.npz"
+        weights = None
+        if done.is_file():
+            saved = np.load(done, allow_pickle=False)
+            if str(saved["key"]) == key and len(saved["weights"]) == len(members):
+                log.info("ensemble fold %d: finished in an earlier run, reused", k)
+                weights, inner = saved["weights"], json.loads(str(saved["inner"]))
+        if weights is None:
+            model = EnsembleModel(members)
+            weights, inner = model.choose_weights(x[tr], y[tr], context(k, tr, None)), model.inner
+            write_npz(done, {"weights": weights, "inner": json.dumps(inner), "key": key})
+        chosen.append((weights, inner))
+    if nested_in_every_fold([inner for _, inner in chosen]):
+        return chosen
+    equal = EnsembleModel(members)
+    return [(equal.set_equal(_equal_note(inner)), inner) for _, inner in chosen]
+
+
+def nested_in_every_fold(inner: list[dict]) -> bool:
+    """Whether nested CV chose the weights inside every outer fold (else all stay equal)."""
+    return bool(inner) and all(fold.get("folds", 0) > 0 for fold in inner)
+
+
+def _equal_note(inner: dict) -> str:
+    return inner.get("note") or "equal weights: nested CV could not run inside every fold"
+
+
+def _ensemble_fold(chosen: tuple, te: np.ndarray, oof: dict):
+    """The ensemble's predictions for one held-out fold: its weights applied to the members'
+    own predictions for the fold."""
+    weights, inner = chosen
+    members = _members(oof)
     pred = combine(weights, [oof[m][te] for m in members])
     return pred, [], {"weights": named(members, weights), "inner_cv": inner}
+
+
+def _final_weights(model: EnsembleModel, metrics: dict) -> dict:
+    """What model_info.json and the report say of the saved ensemble: the weights `gexp
+    predict` uses, the rule that chose them, and the held-out score of that rule."""
+    nested = model.inner.get("folds", 0) > 0
+    return {
+        "weights": named(model.members, model.weights),
+        "rule": "nested CV on all samples, as in every fold" if nested else model.inner["note"],
+        "held_out_pearson_across_samples": metrics["pearson_across_samples"],
+        "held_out_by": "the same rule in every cross-validation fold",
+    }
 
 
 def _long(name, fold_of, samples, gene_ids, y, pred) -> pd.DataFrame:
@@ -485,7 +538,10 @@ def training_options(p: argparse.ArgumentParser) -> None:
     )
     if not any(a.dest == "threads" for a in p._actions):
         p.add_argument(
-            "--threads", type=positive_int, help="CPU threads for torch (default: torch's)"
+            "--threads",
+            type=positive_int,
+            help="accepted for gexp run's sake; torch on the CPU trains on one thread, so "
+            "that the thread count cannot move its results",
         )
     if not any(a.dest == "peak_mode" for a in p._actions):
         p.add_argument(
