@@ -56,6 +56,26 @@ def test_every_model_round_trips_through_its_folder(run_result, name):
     np.testing.assert_array_equal(model.predict(accessibility_features(x), ctx), again)
 
 
+def _rehash(folder) -> None:
+    """Rewrite model_info.json's file hashes to match the folder's files as they are now."""
+    from gexpcore.models.store import model_files
+
+    info = json.loads((folder / "model_info.json").read_text())
+    info["files"] = model_files(folder)
+    (folder / "model_info.json").write_text(json.dumps(info))
+
+
+def test_a_file_changed_after_training_is_refused_by_its_hash(model_copy, sim, tmp_path):
+    """A model.npz that still loads (another model's arrays of the same class) but is not
+    the file training wrote is refused before use, naming it."""
+    import shutil
+
+    shutil.copyfile(model_copy / "ridge" / "model.json", model_copy / "nearest" / "model.json")
+    proc = _predict(model_copy, sim, tmp_path / "out", "nearest")
+    assert_user_error(proc, "nearest/model.json", "not the file `gexp train` wrote")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("where", ["model.pkl", "model.npz", "object array in model.npz"])
 def test_a_malicious_pickle_in_a_model_folder_is_never_loaded(model_copy, sim, tmp_path, where):
     marker = tmp_path / "code-ran"
@@ -72,6 +92,7 @@ def test_a_malicious_pickle_in_a_model_folder_is_never_loaded(model_copy, sim, t
         with open(folder / "model.npz", "wb") as fh:
             np.savez(fh, coef=np.array([_Payload(marker)], dtype=object))
         expected = "not a readable model array file"
+    _rehash(model_copy)  # a crafted folder: its model_info.json lists the payload's hash
     proc = _predict(model_copy, sim, tmp_path / "out", "mixture_window")
     assert_user_error(proc, expected)
     assert not marker.exists(), "code from the model folder ran"
@@ -82,6 +103,7 @@ def test_an_unknown_format_version_is_refused(model_copy, sim, tmp_path):
     record_path = model_copy / "ridge" / "model.json"
     record = json.loads(record_path.read_text())
     record_path.write_text(json.dumps({**record, "format": FORMAT_VERSION + 1}))
+    _rehash(model_copy)
     proc = _predict(model_copy, sim, tmp_path / "out", "ridge")
     assert_user_error(proc, "model format version 2", "this gexp reads version 1")
 

@@ -353,7 +353,7 @@ def test_fragments_without_index_and_unknown_barcodes_fail_before_any_work(exper
     row = "lib3,lib3/filtered_feature_bc_matrix.h5,lib3/atac_fragments.tsv.gz,lib3/cells.csv"
     sheet = _sheet(tmp_path, experiment, [row], "sample,multiome_h5,fragments,cells")
     proc = _run(experiment, tmp_path / "out", sheet=sheet)
-    assert_user_error(proc, "sample lib3 fragments: no tabix index")
+    assert_user_error(proc, "sample lib3 fragments", "no tabix index")
     pysam_index(lib / "atac_fragments.tsv.gz")
     lines = (lib / "cells.csv").read_text().splitlines()
     lines[5] = "ZZZZ-1," + lines[5].split(",", 1)[1]

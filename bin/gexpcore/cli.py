@@ -7,6 +7,7 @@ pipeline tests check every `gexp` call there against this parser.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import warnings
@@ -90,6 +91,26 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     warnings.showwarning = _log_warning
 
 
+# What to do about a resource that failed mid-run; finished steps are kept (atomic outputs).
+_ADVICE = {
+    errno.ENOSPC: "free space there, or choose another --outdir, and rerun: finished steps are "
+    "kept",
+    errno.EDQUOT: "free space in your quota and rerun: finished steps are kept",
+    errno.EACCES: "check the permissions of that path",
+    errno.EPERM: "check the permissions of that path",
+    errno.EROFS: "that file system is mounted read-only; choose a writable --outdir",
+    errno.EIO: "the device reported an input/output error; check the disk, then rerun",
+}
+
+
+def resource_failure(exc: OSError) -> str:
+    """An OSError as one line: the path, the system's own words, and what to do."""
+    where = exc.filename if exc.filename is not None else "a file"
+    words = exc.strerror or str(exc)
+    advice = _ADVICE.get(exc.errno or 0)
+    return f"{where}: {words}" + (f" ({advice})" if advice else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(_named_command(argv))
@@ -99,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except GexpError as exc:
         print(f"gexp: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the machine's, not gexp's: a full disk, a read-only mount, EIO
+        print(f"gexp: error: {resource_failure(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("gexp: interrupted", file=sys.stderr)

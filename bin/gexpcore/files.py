@@ -8,6 +8,7 @@ resumed run would mistake for a finished one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import json
@@ -79,6 +80,66 @@ def check_gzip_stream(path: str | os.PathLike, what: str = "file") -> int:
     return lines
 
 
+# What readers raise on a file that is not what its name says (truncated, corrupt, another
+# format): pandas' ParserError and EmptyDataError, UnicodeDecodeError and JSONDecodeError are
+# ValueErrors; h5py and pysam raise OSError on a file they cannot open.
+FORMAT_ERRORS = (
+    ValueError,
+    KeyError,
+    IndexError,
+    EOFError,
+    zlib.error,
+    zipfile.BadZipFile,
+    OSError,
+)
+
+
+def format_reason(exc: BaseException) -> str:
+    """A reader's exception in a few words: what is wrong with the file."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not a text file (invalid UTF-8)"
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return f"truncated or corrupt gzip ({exc})"
+    if isinstance(exc, zipfile.BadZipFile):
+        return f"not a whole npz (zip) archive: truncated, corrupt or another format ({exc})"
+    if isinstance(exc, KeyError):
+        return f"missing {exc}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str = "file") -> Iterator[None]:
+    """Whatever goes wrong parsing `path` in this block becomes one line naming the file."""
+    try:
+        yield
+    except GexpError:
+        raise
+    except FORMAT_ERRORS as exc:
+        raise GexpError(f"{what} {path}: {format_reason(exc)}") from None
+
+
+def ends_with_newline(path: str | os.PathLike) -> bool:
+    """Whether a plain-text file's last byte is a newline (every table gexp writes ends so;
+    one cut short by a full disk or a broken copy usually does not)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
@@ -111,6 +172,17 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, skip: tuple[str, ...]
     return removed
 
 
+def _refuse_if_disk_full(dest: Path) -> None:
+    """A file finished on a disk with no block left may have been cut short by a tool that
+    ignores write errors (kallisto index exits 0 with a truncated index): never rename it."""
+    try:
+        full = os.statvfs(dest.parent).f_bavail == 0
+    except (OSError, AttributeError):  # no statvfs (Windows): trust the writer
+        return
+    if full:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dest))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to `path` only on success."""
@@ -119,7 +191,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _tmp_name(dest)
     try:
         yield tmp
+        _refuse_if_disk_full(dest)
         os.replace(tmp, dest)
+    except OSError as exc:
+        if exc.filename is None:  # a write() that failed names no file: name the output
+            raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from None
+        raise
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -54,7 +54,13 @@ class Region:
 
 def read_chrom_sizes(path: str | Path) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for lineno, line in enumerate(read_text(path, "chrom sizes").splitlines(), start=1):
+    text = read_text(path, "chrom sizes")
+    if text and not text.endswith("\n"):
+        raise GexpError(
+            f"chrom sizes {path}: its last line has no newline at its end: cut short? "
+            "(add one if the file is whole)"
+        )
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t") if "\t" in line else line.split()

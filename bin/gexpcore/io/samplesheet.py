@@ -266,13 +266,12 @@ def check_local_inputs(samples: list[Sample]) -> None:
                     )
                 if not is_remote(value):
                     require_file(value, f"sample {s.sample} {column}")
-        if s.fragments and not is_object_store(s.fragments):
-            index = f"{s.fragments}.tbi"
-            if not Path(index).is_file():
-                raise GexpError(
-                    f"sample {s.sample} fragments: no tabix index {index} beside it "
-                    f"(make one with: tabix -p bed {s.fragments})"
-                )
+        if s.fragments and not is_remote(s.fragments):
+            from .tabix import check_bgzip, check_tabix_index
+
+            fragments = Path(s.fragments)
+            check_bgzip(fragments, f"sample {s.sample} fragments")
+            check_tabix_index(Path(f"{fragments}.tbi"), fragments, f"sample {s.sample} fragments")
 
 
 def write_validated(samples: list[Sample], out: str | Path) -> None:

@@ -17,7 +17,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import atomic_write, write_npz
+from ..files import (
+    FORMAT_ERRORS,
+    atomic_write,
+    format_reason,
+    reading,
+    require_file,
+    sha256_file,
+    write_npz,
+)
 from . import NAMES, create
 from .base import Model
 
@@ -50,11 +58,12 @@ def load_model(folder: str | Path) -> Model:
     """The model saved in folder, or a one-line GexpError saying why it cannot be loaded."""
     folder = Path(folder)
     record = _record(folder)
+    path = require_file(folder / ARRAYS, "model arrays")
     try:
-        saved = np.load(folder / ARRAYS, allow_pickle=False)
-        flat = {key: saved[key] for key in saved.files}
-    except (OSError, ValueError) as exc:
-        raise GexpError(f"{folder / ARRAYS}: not a readable model array file ({exc})") from None
+        with np.load(path, allow_pickle=False) as saved:
+            flat = {key: saved[key] for key in saved.files}
+    except FORMAT_ERRORS as exc:  # never unpickled: a pickle or object array is refused here
+        raise GexpError(f"{path}: not a readable model array file ({format_reason(exc)})") from None
     sparse = record.get("sparse", [])
     parts = {f"{key}.{part}" for key in sparse for part in _SPARSE_PARTS}
     arrays = {key: value for key, value in flat.items() if key not in parts}
@@ -73,6 +82,30 @@ def load_model(folder: str | Path) -> Model:
     return model
 
 
+def model_files(folder: Path) -> dict[str, str]:
+    """Every file of a finished model folder (bins, genes, each model's arrays and settings)
+    with its SHA-256, for model_info.json: predict refuses a folder whose files changed."""
+    names = ["bins.bed", "genes.tsv"]
+    names += sorted(
+        str(p.relative_to(folder)) for p in folder.glob(f"*/{SETTINGS}") if p.parent.name in NAMES
+    )
+    names += [str(Path(n).parent / ARRAYS) for n in names[2:]]
+    return {name: sha256_file(folder / name) for name in sorted(names)}
+
+
+def check_model_files(folder: Path, recorded: dict[str, str]) -> None:
+    """One line naming the first file that is not the one `gexp train` wrote (damaged, cut
+    short by a copy, or replaced); files absent are left to the loaders' own messages."""
+    for name, digest in recorded.items():
+        path = folder / name
+        if path.is_file() and sha256_file(path) != digest:
+            raise GexpError(
+                f"model file {path}: not the file `gexp train` wrote (its SHA-256 differs from "
+                "model_info.json's): damaged, truncated or replaced; copy the model folder again "
+                "or retrain"
+            )
+
+
 def _member(folder: Path, name: str) -> Model:
     try:
         return load_model(folder.parent / name)
@@ -89,10 +122,8 @@ def _record(folder: Path) -> dict:
                 "(loading a pickle can run code); retrain with `gexp train`"
             )
         raise GexpError(f"{folder}: no {SETTINGS}; not a finished model folder")
-    try:
+    with reading(path, "model settings"):
         record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise GexpError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     version = record.get("format") if isinstance(record, dict) else None
     if version != FORMAT_VERSION:
         raise GexpError(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import GexpError
-from ..files import atomic_write, require_file
+from ..files import atomic_write, reading, require_file
 from ..io.genome import Region, chrom_sizes_for, parse_region, read_chrom_sizes
 from ..tools import run_tool
 from .options import genome_options, positive_int
@@ -60,8 +60,11 @@ def read_bins(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     path = require_file(path, "bins")
-    bins = pd.read_csv(path, sep="\t", header=None, dtype={0: str})
-    if bins.shape[1] != 4 or not (bins[3].to_numpy() == range(len(bins))).all():
+    with reading(path, "bins"):
+        bins = pd.read_csv(path, sep="\t", header=None, dtype={0: str})
+    ok = bins.shape[1] == 4 and (bins[3].to_numpy() == range(len(bins))).all()
+    ok = ok and all(pd.api.types.is_integer_dtype(bins[k]) for k in (1, 2, 3))
+    if not ok:
         raise GexpError(f"bins {path}: not a bins.bed from `gexp bins` (chrom, start, end, index)")
     bins.columns = BIN_COLUMNS
     return bins

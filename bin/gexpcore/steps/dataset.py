@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import atomic_path, atomic_write, require_file, write_sparse_npz
+from ..files import atomic_path, atomic_write, reading, require_file, write_sparse_npz
 from ..io.ids import SAMPLE_ID, harmonise_chroms
 from .bins import BinLayout, read_bin_layout, read_bins
 from .gene_tpm import read_sample_tpm
@@ -282,12 +282,36 @@ def load_dataset(
     for name in ("accessibility.npz", "expression.tsv", "genes.tsv", "samples.tsv", "bins.bed"):
         if not (ds / name).is_file():
             raise GexpError(f"dataset {ds}: missing {name} (run `gexp dataset` first)")
-    matrix = sp.load_npz(ds / "accessibility.npz").tocsr()
-    expression = pd.read_csv(ds / "expression.tsv", sep="\t", index_col=0)
+    with reading(ds / "accessibility.npz", "dataset"):
+        matrix = sp.load_npz(ds / "accessibility.npz").tocsr()
+    with reading(ds / "expression.tsv", "dataset"):
+        expression = pd.read_csv(ds / "expression.tsv", sep="\t", index_col=0)
+        expression = expression.astype(np.float64)
     genes = read_genes(ds / "genes.tsv")
-    samples = pd.read_csv(ds / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    with reading(ds / "samples.tsv", "dataset"):
+        samples = pd.read_csv(ds / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+        samples["sample"], samples["group"]  # noqa: B018  (the columns training needs)
     bins = read_bins(ds / "bins.bed")
+    _check_agree(ds, matrix, expression, genes, samples, bins)
     return matrix, expression, genes, samples, bins
+
+
+def _check_agree(ds: Path, matrix, expression, genes, samples, bins) -> None:
+    """The five files describe one dataset: a damaged or swapped one disagrees with the rest."""
+
+    def refuse(name: str, why: str) -> None:
+        raise GexpError(f"dataset {ds / name}: {why} (damaged, or from another dataset)")
+
+    if matrix.shape[1] != len(bins):
+        refuse("accessibility.npz", f"{matrix.shape[1]} bins, bins.bed has {len(bins)}")
+    if matrix.shape[0] != len(samples):
+        refuse("samples.tsv", f"{len(samples)} samples, accessibility.npz has {matrix.shape[0]}")
+    if list(expression.columns) != samples["sample"].tolist():
+        refuse("expression.tsv", "its sample columns are not those of samples.tsv")
+    if expression.index.astype(str).tolist() != genes["gene_id"].astype(str).tolist():
+        refuse("genes.tsv", "its genes are not the rows of expression.tsv")
+    if not np.isfinite(expression.to_numpy()).all():
+        refuse("expression.tsv", "a value that is not a finite number")
 
 
 # -- the command line: `gexp dataset` ----------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GexpError
-from ..files import atomic_write, require_file
+from ..files import atomic_write, ends_with_newline, reading, require_file
 from ..io.ids import first_field, strip_versions
 from .reference import read_genes, read_tx2gene
 
@@ -121,10 +121,15 @@ def write_gene_tpm(series: pd.Series, out: str | Path) -> None:
 
 def read_sample_tpm(path: str | Path) -> pd.Series:
     path = require_file(path, "gene TPM")
-    table = pd.read_csv(path, sep="\t", dtype={"gene_id": str})
+    with reading(path, "gene TPM"):
+        table = pd.read_csv(path, sep="\t", dtype={"gene_id": str})
     if list(table.columns[:2]) != ["gene_id", "tpm"]:
         raise GexpError(f"gene TPM {path}: expected columns gene_id, tpm (from `gexp gene-tpm`)")
-    return table.set_index("gene_id")["tpm"]
+    tpm = pd.to_numeric(table["tpm"], errors="coerce")
+    if tpm.isna().any() or not ends_with_newline(path):
+        line = int(tpm.isna().to_numpy().argmax()) + 2 if tpm.isna().any() else len(table) + 1
+        raise GexpError(f"gene TPM {path} line {line}: not a number, or the file is cut short")
+    return tpm.set_axis(table["gene_id"])
 
 
 # -- the command line: `gexp gene-tpm` ---------------------------------------------------------

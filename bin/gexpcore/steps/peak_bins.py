@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import GexpError
-from ..files import atomic_write, require_file
+from ..files import atomic_write, reading, require_file
 from ..io.genome import chrom_sizes_for, read_chrom_sizes
 from ..io.peaks import read_peak_columns
 from ..tools import run_tool
@@ -213,11 +213,12 @@ def is_bam(path: str | Path) -> bool:
     if head[:2] != b"\x1f\x8b":
         return False
     import gzip
+    import zlib
 
     try:
         with gzip.open(path, "rb") as fh:
             return fh.read(4) == b"BAM\x01"
-    except OSError:
+    except (OSError, EOFError, zlib.error):  # damaged: the peaks reader says how, naming it
         return False
 
 
@@ -242,11 +243,15 @@ def read_peak_bins(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     path = require_file(path, "accessibility")
-    table = pd.read_csv(path, sep="\t")
+    with reading(path, "accessibility"):
+        table = pd.read_csv(path, sep="\t")
     if list(table.columns) != ["bin", "value"]:
         raise GexpError(
             f"accessibility {path}: expected columns bin, value (from `gexp peak-bins`)"
         )
+    numeric = all(pd.api.types.is_numeric_dtype(table[c]) for c in table.columns)
+    if len(table) and (not numeric or not pd.api.types.is_integer_dtype(table["bin"])):
+        raise GexpError(f"accessibility {path}: a bin or value that is not a number")
     return table
 
 

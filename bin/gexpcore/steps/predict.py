@@ -18,9 +18,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import atomic_write, require_file
+from ..files import atomic_write, reading, require_file
 from ..models.base import Context, accessibility_digest, accessibility_features
-from ..models.store import load_model
+from ..models.store import check_model_files, load_model
 from .bins import read_bins
 from .peak_bins import bin_bam, bin_peaks, is_bam, read_peak_bins
 from .reference import read_genes
@@ -77,7 +77,10 @@ def predict(
     info_path = model_dir / "model_info.json"
     if not info_path.is_file():
         raise GexpError(f"{model_dir}: not a model folder (no model_info.json from `gexp train`)")
-    info = json.loads(info_path.read_text())
+    with reading(info_path, "model info"):
+        info = json.loads(info_path.read_text())
+        info["default_model"], info["models"], info["chromosomes"]  # noqa: B018
+    check_model_files(model_dir, info.get("files", {}))
     name = model_name or info["default_model"]
     if name not in info["models"]:
         raise GexpError(f"{model_dir}: has no model '{name}' (it has {', '.join(info['models'])})")

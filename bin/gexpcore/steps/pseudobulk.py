@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from ..errors import GexpError
 from ..files import atomic_write, require_file
 from ..io.ids import chrom_renames, strip_versions
+from ..io.tabix import fetching, open_tabix
 from ..io.tenx import GENE_EXPRESSION, read_10x_h5
 from .bins import BinLayout, read_bin_layout
 from .gene_tpm import write_gene_tpm
@@ -235,14 +236,6 @@ def cut_sites(
     grid: BinGrid,
 ) -> tuple[sp.csr_matrix, np.ndarray]:
     """Samples × bins Tn5 cut-site counts, and fragments per sample, streamed by chromosome."""
-    import pysam
-
-    fragments = require_file(fragments, "fragments")
-    if not Path(f"{fragments}.tbi").is_file():
-        raise GexpError(
-            f"fragments {fragments}: no tabix index {fragments}.tbi beside it "
-            f"(make one with: tabix -p bed {fragments})"
-        )
     layout, width = grid.layout, grid.width
     barcodes = [b for s in samples for b in s.barcodes]
     sample_of = pd.Series(
@@ -251,7 +244,7 @@ def cut_sites(
     shape = (len(samples), layout.n_bins)
     matrix = sp.csr_matrix(shape, dtype=np.float32)
     per_sample = np.zeros(len(samples), dtype=np.int64)
-    with pysam.TabixFile(str(fragments)) as tbx:
+    with open_tabix(fragments, "fragments") as tbx:
         contigs = list(tbx.contigs)
         renames = chrom_renames(dict.fromkeys(contigs), {c.chrom for c in layout.chroms})
         by_bins = {renames.get(c, c): c for c in contigs}
@@ -260,9 +253,10 @@ def cut_sites(
                 continue
             rows: list[np.ndarray] = []
             cols: list[np.ndarray] = []
-            lines = tbx.fetch(by_bins[run.chrom])
-            while batch := list(itertools.islice(lines, BATCH)):  # taken in C, not line by line
-                _count(batch, sample_of, run, width, rows, cols, per_sample)
+            with fetching(fragments, "fragments", by_bins[run.chrom]):
+                lines = tbx.fetch(by_bins[run.chrom])
+                while batch := list(itertools.islice(lines, BATCH)):  # taken in C, not by line
+                    _count(batch, sample_of, run, width, rows, cols, per_sample)
             # One chromosome's cut sites summed into their bins before the next is read, so
             # memory holds the largest chromosome's cuts, not the file's.
             matrix = matrix + _summed(rows, cols, shape)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import GexpError
-from ..files import atomic_write, is_gzip, require_file
+from ..files import atomic_write, is_gzip, reading, require_file
 from ..io.ids import strip_versions
 
 log = logging.getLogger("gexp")
@@ -63,7 +63,8 @@ def _validate(chunk: pd.DataFrame, path: Path, first_line: int) -> None:
 def read_gtf(path: str | Path) -> pd.DataFrame:
     """Gene and transcript lines of a GTF, validated, with parsed attributes."""
     path = require_file(path, "GTF")
-    skip = _leading_comments(path)
+    with reading(path, "GTF"):
+        skip = _leading_comments(path)
     parts = []
     try:
         reader = pd.read_csv(
@@ -153,7 +154,8 @@ def write_reference(gtf_path: str | Path, outdir: str | Path) -> tuple[Path, Pat
 
 def read_genes(path: str | Path) -> pd.DataFrame:
     path = require_file(path, "gene table")
-    genes = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
+    with reading(path, "gene table"):
+        genes = pd.read_csv(path, sep="\t", dtype={"gene_id": str, "chrom": str})
     missing = set(GENE_COLUMNS) - set(genes.columns)
     if missing:
         raise GexpError(f"gene table {path}: missing column(s) {', '.join(sorted(missing))}")
@@ -162,7 +164,8 @@ def read_genes(path: str | Path) -> pd.DataFrame:
 
 def read_tx2gene(path: str | Path) -> pd.DataFrame:
     path = require_file(path, "tx2gene")
-    table = pd.read_csv(path, sep="\t", dtype=str)
+    with reading(path, "tx2gene"):
+        table = pd.read_csv(path, sep="\t", dtype=str)
     if not {"transcript_id", "gene_id"} <= set(table.columns):
         raise GexpError(f"tx2gene {path}: needs columns transcript_id and gene_id")
     return table

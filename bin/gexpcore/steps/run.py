@@ -403,7 +403,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=positive_int,
         default=default_threads(),
-        help="samples at once (torch on the CPU trains on one thread; default: the CPUs "
+        help="samples at once; torch on the CPU trains on one thread (default: the CPUs "
         "available, %(default)s here)",
     )
     peak_options(p, "--peak-mode")

@@ -36,7 +36,7 @@ from ..models import BASELINES, NAMES, create
 from ..models.base import Context, Model, accessibility_digest, accessibility_features
 from ..models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
 from ..models.ensemble import EnsembleModel, combine, feasible_members, named
-from ..models.store import save_model
+from ..models.store import model_files, save_model
 from .dataset import load_dataset
 from .options import positive_int
 
@@ -490,6 +490,7 @@ def _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info):
         shutil.copyfile(dataset / name, out / name)
     info = {
         **info,
+        "files": model_files(out),  # checked by predict: a damaged file is refused
         "n_bins": len(bins),
         "chromosomes": sorted(bins["chrom"].unique().tolist()),
         "versions": python_versions(),
