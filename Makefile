@@ -33,6 +33,15 @@ $(SCANPY_VENV)/.installed:
 	$(SCANPY_VENV)/bin/pip install -q "scanpy>=1.9"
 	touch $@
 
+# MultiQC in a venv of its own, for the tests that run it on finished run folders as nf-core
+# users do (its dependencies would move the pinned ones of gexp's venv, as scanpy's would).
+MULTIQC_VENV ?= .venv-multiqc
+MULTIQC := GEXP_MULTIQC=$(MULTIQC_VENV)/bin/multiqc GEXP_MULTIQC_REQUIRED=1
+$(MULTIQC_VENV)/.installed:
+	python3 -m venv $(MULTIQC_VENV)
+	$(MULTIQC_VENV)/bin/pip install -q "multiqc==1.35"
+	touch $@
+
 # Nextflow from Maven Central (no get.nextflow.io, no plugin registry): jars + launcher script.
 $(NXF): assets/nextflow/pom.xml assets/nextflow/nextflow.sh Makefile
 	@command -v mvn >/dev/null || { echo "make nextflow: needs Maven (apt-get install maven) and Java 17+" >&2; exit 1; }
@@ -63,11 +72,11 @@ CHROMIUM := @command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-test: setup $(SCANPY_VENV)/.installed  ## lint, then every test but the slow end-to-end ones
+test: setup $(SCANPY_VENV)/.installed $(MULTIQC_VENV)/.installed  ## lint, then every test but the slow ones
 	$(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	GEXP_SCANPY_PYTHON=$(SCANPY_VENV)/bin/python $(PY) -m pytest -m "not slow and not pipeline" --durations=15
+	GEXP_SCANPY_PYTHON=$(SCANPY_VENV)/bin/python $(MULTIQC) $(PY) -m pytest -m "not slow and not pipeline" --durations=15
 
 # The slow end-to-end checks (tests marked `slow`): model quality on the simulator, the real
 # cohort subset, whole `gexp run`s with SIGKILL and resume, fetching from a local server.
@@ -79,13 +88,13 @@ test-slow: setup  ## the slow end-to-end checks: model quality, real data, whole
 # -stub runs, every profile, podman containers and a one-node slurm cluster. Installs podman,
 # runc, debootstrap, slurm-wlm and munge (root); starts and stops the cluster itself.
 PIPELINE_APT := podman runc debootstrap slurm-wlm munge
-test-pipeline: setup $(NXF)  ## the real nextflow run: local, -stub, profiles, podman, slurm
+test-pipeline: setup $(NXF) $(MULTIQC_VENV)/.installed  ## the real nextflow run: local, -stub, profiles, podman, slurm
 	@missing=""; for t in podman runc debootstrap slurmctld munged; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PIPELINE_APT); \
 	fi
-	GEXP_PIPELINE_TESTS=required $(PY) -m pytest -m pipeline --durations=15
+	GEXP_PIPELINE_TESTS=required $(MULTIQC) $(PY) -m pytest -m pipeline --durations=15
 
 test-all: test test-slow test-pipeline  ## all three tiers, as .ci/run does
 

@@ -229,9 +229,12 @@ workflow GEXP {
     )
     ch_versions = ch_versions.mix(REPORT.out.versions)
 
-    ch_versions
-        .unique()
+    ch_all_versions = ch_versions.unique()
+    ch_all_versions
         .collectFile(name: 'versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
+    // The same under the name MultiQC's software_versions module finds (`*_mqc_versions.yml`).
+    ch_all_versions
+        .collectFile(name: 'gexp_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true)
 
     emit:
     dataset  = DATASET.out.dataset

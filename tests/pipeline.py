@@ -32,6 +32,7 @@ DATA_OUTPUTS = (
     "pseudobulk/",
     "dataset/",
     "kallisto/*/abundance.tsv",
+    "kallisto/*.kallisto.log",
     "model/metrics.json",
     "model/predictions.tsv",
     "model/per_gene_r.tsv",

@@ -103,3 +103,12 @@ def test_multiome_profile_equals_gexp_run(gexp_multiome_run, tmp_path):
     assert_same_data_outputs(gexp_multiome_run, tmp_path / "results")
     qc = "multiqc/gexp_qc_mqc.tsv"
     assert (tmp_path / "results" / qc).read_text() == (gexp_multiome_run / qc).read_text()
+
+
+def test_multiqc_shows_every_sample_of_the_nextflow_run(launch, tmp_path):
+    """The published folder, as MultiQC reads it: every sample's kallisto.log (KALLISTO_QUANT
+    keeps it), gexp's tables and pipeline_info/gexp_software_mqc_versions.yml."""
+    from multiqc_run import assert_multiqc_shows_every_sample
+
+    samples = [f"S00{i}" for i in range(1, 7)]
+    assert_multiqc_shows_every_sample(launch["base"] / "results", tmp_path / "mqc", samples)

@@ -10,6 +10,8 @@ from . import __version__
 from .files import atomic_write
 from .tools import tool_version
 
+MULTIQC_VERSIONS = "gexp_software_mqc_versions.yml"
+
 
 def python_versions() -> dict[str, str]:
     import numpy
@@ -38,9 +40,12 @@ def write_pipeline_info(outdir: Path, params: dict) -> None:
         "GEXP": python_versions(),
         "TOOLS": {t: tool_version(t) for t in ("kallisto", "bedtools", "samtools")},
     }
-    with atomic_write(info / "versions.yml") as fh:
-        for process, tools in versions.items():
-            fh.write(f"{process}:\n")
-            fh.writelines(f'  {k}: "{v}"\n' for k, v in tools.items())
+    # versions.yml as nf-core pipelines keep it; the same under a name MultiQC's
+    # software_versions module finds (`*_mqc_versions.yml`), as nf-core's MultiQC step reads it.
+    for name in ("versions.yml", MULTIQC_VERSIONS):
+        with atomic_write(info / name) as fh:
+            for process, tools in versions.items():
+                fh.write(f"{process}:\n")
+                fh.writelines(f'  {k}: "{v}"\n' for k, v in tools.items())
     with atomic_write(info / "params.json") as fh:
         json.dump(params, fh, indent=2, default=str)

@@ -9,11 +9,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..files import atomic_dir, atomic_path
+from ..files import atomic_dir, atomic_path, atomic_write
 from ..tools import dies_with_parent, require_tool, run_tool, tool_failed
 from .fastq_check import FastqFeed, check_fastqs, heads_are_valid, reads_if_valid
 
 log = logging.getLogger("gexp")
+
+KALLISTO_LOG = ".kallisto.log"  # kallisto quant's stderr: kallisto/<sample>.kallisto.log
+PIPE = subprocess.PIPE
 
 
 def kallisto_index(transcriptome: str | Path, index: str | Path) -> Path:
@@ -52,8 +55,43 @@ def kallisto_quant(
         cmd = kallisto_quant_command(
             index, tmp, read1, read2, fragment_length, fragment_sd, threads
         )
-        run_tool(cmd, f"sample {sample}: kallisto quant")
+        require_tool("kallisto")
+        log.debug("running: %s", " ".join(cmd))
+        proc = subprocess.run(dies_with_parent(cmd), stdout=subprocess.DEVNULL, stderr=PIPE)
+        if proc.returncode != 0:
+            tool_failed(f"sample {sample}: kallisto quant", "kallisto", proc.stderr, proc)
+    write_log(outdir, sample, proc.stderr, inputs(cmd))
     return outdir / "abundance.tsv"
+
+
+def inputs(cmd: list[str]) -> list[str]:
+    """The FASTQ on a kallisto quant command line (the arguments after its options)."""
+    values = {"-i", "-o", "-t", "-l", "-s"}
+    files, skip = [], False
+    for word in cmd[2:]:
+        if skip:
+            skip = False
+        elif word in values:
+            skip = True
+        elif not word.startswith("-"):
+            files.append(word)
+    return files
+
+
+def log_path(outdir: Path, sample: str) -> Path:
+    """kallisto quant's report beside its folder: kallisto/<sample>.kallisto.log."""
+    return Path(outdir).parent / f"{sample}{KALLISTO_LOG}"
+
+
+def write_log(outdir: Path, sample: str, stderr: bytes, files: list[str]) -> None:
+    """kallisto's report (its stderr), where MultiQC's kallisto module finds it. The k-th
+    input is named reads/<kkk>/<sample>, as the Nextflow task stages it: MultiQC names the
+    sample after the first input's file name, and the two runners write the same log."""
+    text = stderr.decode(errors="replace")
+    for k, name in sorted(enumerate(files, start=1), key=lambda kv: -len(kv[1])):
+        text = text.replace(name, f"reads/{k:03d}/{sample}")
+    with atomic_write(log_path(outdir, sample)) as fh:
+        fh.write(text)
 
 
 def kallisto_quant_checked(
@@ -97,10 +135,12 @@ def kallisto_quant_checked(
             reads = reads_if_valid(read1, read2, lines)
             if reads is None:
                 check_fastqs(sample, read1, read2)  # raises the check's message
+            err.seek(0)
+            stderr = err.read()
             if proc.returncode != 0:
-                err.seek(0)
-                tool_failed(f"sample {sample}: kallisto quant", "kallisto", err.read(), proc)
+                tool_failed(f"sample {sample}: kallisto quant", "kallisto", stderr, proc)
         _name_inputs(tmp / "run_info.json", feed.paths(files), files)
+    write_log(outdir, sample, stderr, inputs(cmd))
     return reads
 
 

@@ -44,7 +44,7 @@ from .localise import fetched_files, localise
 from .options import genome_options, positive_int
 from .peak_bins import bin_bam, bin_peak_values, is_bam, peak_options, write_peak_bins
 from .pseudobulk import MIN_CELLS, check_library, pseudobulk_options
-from .quantify import kallisto_index, kallisto_quant_checked
+from .quantify import kallisto_index, kallisto_quant_checked, log_path
 from .reference import read_genes, read_tx2gene, write_reference
 from .train import TrainSettings, train_settings, training_options
 
@@ -315,7 +315,8 @@ class Runner:
                 index, *s.rna_1, *s.rna_2, **({} if s.paired else {"l": flen, "s": fsd})
             )
             self.record("fastq_check")  # checked inside the quant step, as kallisto reads it
-            self.step(f"kallisto_quant.{s.sample}", key, [quant], quantify)
+            outputs = [quant, log_path(quant.parent, s.sample)]
+            self.step(f"kallisto_quant.{s.sample}", key, outputs, quantify)
 
         tpm_out = self.gene_tpm_path(s)
         self.step(

@@ -8,12 +8,16 @@ process KALLISTO_QUANT {
         'quay.io/biocontainers/kallisto:0.48.0--h15996b6_2' }"
 
     input:
-    // One folder per file (reads/1/, reads/2/, …), in channel order: runs may share a file name.
-    tuple val(meta), path(reads, stageAs: 'reads/*/*', arity: '1..*')
+    // One folder per file (reads/001/, reads/002/, …, in channel order: runs may share a file
+    // name), each file staged under the sample's id: kallisto's log names its inputs, MultiQC's
+    // kallisto module names the sample after the first, and quantify.py names them alike for
+    // the one-machine runner, so both runners write one kallisto.log.
+    tuple val(meta), path("reads/???/${meta.id}", arity: '1..*')
     path index
 
     output:
     tuple val(meta), path("${prefix}"), emit: results  // abundance.tsv, run_info.json
+    path "${prefix}.kallisto.log"     , emit: log      // kallisto's report, for MultiQC
     path "versions.yml"               , emit: versions
 
     when:
@@ -24,6 +28,7 @@ process KALLISTO_QUANT {
     prefix = task.ext.prefix ?: "${meta.id}"
     // Paired runs arrive interleaved (r1a r2a r1b r2b), the order kallisto pairs them in.
     def single = meta.single_end ? "--single -l ${meta.fragment_length} -s ${meta.fragment_sd}" : ''
+    // The inputs in staging order (reads/001/…, reads/002/…: a glob sorts them so).
     """
     kallisto quant \\
         -i $index \\
@@ -31,7 +36,8 @@ process KALLISTO_QUANT {
         -t $task.cpus \\
         $single \\
         $args \\
-        $reads
+        reads/*/${meta.id} \\
+        2> >(tee ${prefix}.kallisto.log >&2)
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
@@ -43,7 +49,7 @@ process KALLISTO_QUANT {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     mkdir -p $prefix
-    touch $prefix/abundance.tsv $prefix/run_info.json
+    touch $prefix/abundance.tsv $prefix/run_info.json ${prefix}.kallisto.log
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
