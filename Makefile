@@ -85,11 +85,12 @@ test-slow: setup  ## the slow end-to-end checks: model quality, real data, whole
 	$(PY) -m pytest -m "slow and not pipeline" --durations=15
 
 # The real Nextflow runs (tests marked `pipeline`): the test profile with the local executor,
-# -stub runs, every profile, podman containers and a one-node slurm cluster. Installs podman,
-# runc, debootstrap, slurm-wlm and munge (root); starts and stops the cluster itself.
-PIPELINE_APT := podman runc debootstrap slurm-wlm munge
-test-pipeline: setup $(NXF) $(MULTIQC_VENV)/.installed  ## the real nextflow run: local, -stub, profiles, podman, slurm
-	@missing=""; for t in podman runc debootstrap slurmctld munged; do command -v $$t >/dev/null || missing=1; done; \
+# -stub runs, every profile, podman and Docker containers and a one-node slurm cluster. Installs
+# podman, runc, docker.io, debootstrap, slurm-wlm and munge (root); starts and stops dockerd and
+# the cluster itself.
+PIPELINE_APT := podman runc docker.io debootstrap slurm-wlm munge
+test-pipeline: setup $(NXF) $(MULTIQC_VENV)/.installed  ## the real nextflow run: local, -stub, profiles, podman, docker, slurm
+	@missing=""; for t in podman runc dockerd debootstrap slurmctld munged; do command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PIPELINE_APT); \
