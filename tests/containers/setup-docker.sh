@@ -113,44 +113,9 @@ start_engine() {
     return 1
 }
 
-# The base, made once with debootstrap (the same steps as setup-podman.sh), kept as $ROOTFS.
+# The base, made once with debootstrap (debian-rootfs.sh, shared with setup-podman.sh).
 make_rootfs() {
-    command -v debootstrap >/dev/null || install debootstrap
-    local uris mirror security root start=$SECONDS
-    uris=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-        /etc/apt/sources.list.d/*.list 2>/dev/null | awk '
-        /^URIs:/ { for (i = 2; i <= NF; i++) print $i }
-        /^deb[ \t]/ { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { print $i; break } }' || true)
-    mirror=$(printf '%s\n' "$uris" | grep -E '/debian/?$' | head -1 || true)
-    mirror=${mirror:-http://deb.debian.org/debian}
-    security=$(printf '%s\n' "$uris" | grep -E '/debian-security/?$' | head -1 || true)
-    security=${security:-http://deb.debian.org/debian-security}
-    root=$(mktemp -d /var/tmp/gexp-debootstrap.XXXXXX)
-    trap 'rm -rf "$root" "$ROOTFS.tmp"' EXIT
-    say "debootstrap --variant=minbase bookworm from $mirror (a few minutes)"
-    debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 \
-        || { tail -20 "$root.log" >&2; die "debootstrap failed (log: $root.log)"; }
-    rm -f "$root.log"
-    rm -f "$root/etc/apt/sources.list"
-    cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: $security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
-        "$root"/var/cache/apt/archives/*.deb "$root"/var/log/*.log "$root"/tmp/*
-    tar -C "$root" --numeric-owner -cf "$ROOTFS.tmp" . && mv "$ROOTFS.tmp" "$ROOTFS"
-    rm -rf "$root"
-    trap - EXIT
-    say "made $ROOTFS ($(du -m "$ROOTFS" | cut -f1) MB) in $((SECONDS - start)) s"
+    bash "$(dirname "$0")/debian-rootfs.sh" "$ROOTFS" >/dev/null
 }
 
 # The base imported, and a container run with Nextflow's options; 1 (and a reason) if not.

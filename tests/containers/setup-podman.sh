@@ -63,42 +63,12 @@ fi
 if podman image exists "$BASE_IMAGE"; then
     say "$BASE_IMAGE already exists, skipped debootstrap"
 else
-    # The Debian mirror apt uses (deb822 .sources or one-line .list), security archive aside.
-    uris=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-        /etc/apt/sources.list.d/*.list 2>/dev/null | awk '
-        /^URIs:/ { for (i = 2; i <= NF; i++) print $i }
-        /^deb[ \t]/ { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { print $i; break } }' || true)
-    mirror=$(printf '%s\n' "$uris" | grep -E '/debian/?$' | head -1 || true)
-    mirror=${mirror:-http://deb.debian.org/debian}
-    security=$(printf '%s\n' "$uris" | grep -E '/debian-security/?$' | head -1 || true)
-    security=${security:-http://deb.debian.org/debian-security}
-    root=$(mktemp -d /var/tmp/gexp-debootstrap.XXXXXX)
-    trap 'rm -rf "$root"' EXIT
-    say "debootstrap --variant=minbase bookworm from $mirror (a few minutes)"
+    # debootstrap's bookworm, as a tarball that setup-docker.sh imports too (one base for both).
     start=$SECONDS
-    debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 \
-        || { tail -20 "$root.log" >&2; die "debootstrap failed (log: $root.log)"; }
-    rm -f "$root.log"
-    # apt sources as in the official image: the release, its updates and security fixes.
-    rm -f "$root/etc/apt/sources.list"
-    cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: $security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
-        "$root"/var/cache/apt/archives/*.deb "$root"/var/log/*.log "$root"/tmp/*
-    tar -C "$root" --numeric-owner -c . | podman import --quiet \
+    rootfs=$(bash "$(dirname "$0")/debian-rootfs.sh")
+    podman import --quiet \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+        --change 'CMD ["/bin/bash"]' "$rootfs" "$BASE_IMAGE" >/dev/null
     say "imported $BASE_IMAGE in $((SECONDS - start)) s"
 fi
 
