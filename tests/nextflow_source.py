@@ -231,6 +231,12 @@ def _split_top(text: str) -> list[str]:
 
 
 def _one_input(process: str, text: str, slot: int) -> Input:
+    pattern = re.match(r'path\s*\(\s*"([^"]+)"', text)  # path("reads/???/${meta.id}", ...)
+    if pattern:  # a file name pattern, which may use the tuple's values: its stageAs
+        options = dict(re.findall(r"(\w+)\s*:\s*'([^']*)'", text))
+        return Input(
+            process, "path", pattern.group(1), {**options, "stageAs": pattern.group(1)}, slot
+        )
     match = re.match(r"(val|path|env|stdin)\s*\(?\s*([\w'\"]+)?", text)
     assert match, f"{process}: cannot read input '{text}'"
     kind, name = match.group(1), (match.group(2) or "").strip("'\"")
