@@ -1,4 +1,6 @@
-"""How models are judged: cross-validation folds (cv.py) and held-out metrics (metrics.py).
+"""How models are judged: cross-validation folds (cv.py), one model's cross-validation
+(crossval.py), held-out metrics (metrics.py) and the default model's comparison (default.py).
 
-`gexp train` uses both; the ensemble model uses them inside each training fold.
+`gexp train` uses them for every model; the ensemble uses folds and metrics inside each
+training fold.
 """

@@ -21,21 +21,22 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import GexpError
+from ..evaluation.crossval import Folds, evaluate, evaluate_by_donor, members, nested_in_every_fold
 from ..evaluation.cv import donor_folds, make_folds
-from ..evaluation.metrics import fold_metrics, fold_spread, paired_comparison, summarise
-from ..files import atomic_write, remove_stale_temporaries, write_npz
+from ..evaluation.default import compare_default
+from ..files import atomic_write, remove_stale_temporaries
 from ..lock import folder_lock
-from ..models import BASELINES, NAMES, create
+from ..models import NAMES, create
 from ..models.base import Context, Model, accessibility_digest, accessibility_features
 from ..models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
-from ..models.ensemble import EnsembleModel, combine, feasible_members, named
+from ..models.ensemble import EnsembleModel, feasible_members, named
 from ..models.store import model_files, save_model
 from .dataset import load_dataset
 from .options import positive_int
@@ -134,192 +135,148 @@ def train_models(
     peak_mode: str = "signal",
     groups_per_fold: int | None = None,
 ) -> dict:
+    """Cross-validate every model (evaluation/crossval.py), fit each on every sample, save
+    them and write metrics, predictions and model_info.json into outdir."""
     explicit = models is not None
-    models = list(models or DEFAULT_MODELS)
-    for name in models:
-        if name not in NAMES:
-            raise GexpError(f"unknown model '{name}'; choose from {', '.join(NAMES)}")
+    models = _known(list(models or DEFAULT_MODELS))
     dataset, out = Path(dataset), Path(outdir)
     x, expression, genes, samples, bins = load_dataset(dataset)
     models = _with_members(_feasible(models, x.shape, explicit), x.shape)
     digests = {s: accessibility_digest(x[i]) for i, s in enumerate(samples["sample"])}
     x = accessibility_features(x)
-    if list(expression.columns) != samples["sample"].tolist():
-        raise GexpError(f"dataset {dataset}: samples.tsv and expression.tsv disagree")
     device = _torch_setup(models, device)
     y = np.log1p(expression.to_numpy(dtype=np.float64).T)  # samples × genes
-    groups = samples["group"].fillna("").tolist()
     if groups_per_fold is None:
         groups_per_fold = auto_groups_per_fold(samples)
+    groups = samples["group"].fillna("").tolist()
     fold_of, how = make_folds(groups, cv, seed, min_groups_per_fold=groups_per_fold)
-    n_folds = int(fold_of.max()) + 1
     log.info(
         "train: %d samples, %d genes, %d bins; %s; device %s", *y.shape, x.shape[1], how, device
     )
-    key = _key(dataset, fold_of, seed, window, epochs, early_stopping)
-    grouped = not how.startswith("shuffled")  # whole groups held out (the ensemble's inner CV too)
-    progress = sys.stderr.isatty()
-    shared: dict = {}  # gene/bin summaries built once for every fold and model (Context.shared)
-    groups_of = np.array(groups, dtype=object)
+    context = _contexts(
+        genes, bins, groups, groups_per_fold, not how.startswith("shuffled"),
+        seed=seed, device=device, window=window, epochs=epochs or {},
+        early_stopping=early_stopping,
+    )  # fmt: skip
 
-    def context(k: int, tr: np.ndarray, checkpoint: Path) -> Context:
-        """What a model fitted on the samples `tr` of fold k sees (seed + k)."""
-        return Context(
-            genes=genes,
-            bins=bins,
-            seed=seed + k,
-            device=device,
-            window=window,
-            epochs=epochs or {},
-            early_stopping=early_stopping,
-            progress=progress,
-            checkpoint=checkpoint,
-            shared=shared,
-            groups=tuple(groups_of[tr]),
-            groups_per_fold=groups_per_fold,
-            grouped=grouped,
-        )
+    def key(folds: np.ndarray) -> str:
+        return _key(dataset, folds, seed, window, epochs, early_stopping)
 
-    # Leave-one-donor-out, reported beside the grouped CV: its own work folder, key and
-    # out-of-fold predictions (the ensemble combines its members' under the same folds).
-    donor_of, donor_how, donor_oof = None, "", {}
-    if "donor" in samples.columns:
-        donors = samples["donor"].tolist()
-        donor_of, donor_how = donor_folds(donors)
-        if donor_of is None:
-            log.info("leave-one-donor-out skipped: %s", donor_how)
-        else:
-            donor_key = _key(dataset, donor_of, seed, window, epochs, early_stopping)
-            donor_names = sorted({d for d in donors if d})
-            log.info("train: also %s", donor_how)
-    metrics, histories, rows, per_gene, seconds, oof, finals = {}, {}, [], {}, {}, {}, {}
-    final_weights: dict = {}
-    for name in models:
-        started = time.perf_counter()
-        pred, means, folds, histories[name] = _cross_validate(
-            name, x, y, fold_of, context, out / "work", key, oof
-        )
-        summary, per_gene[name] = summarise(folds, pred, y, means, fold_of)
-        oof[name] = pred
-        metrics[name] = {
-            **summary,
-            **fold_spread(folds),
-            "n_samples": int(y.shape[0]),
-            "n_genes": int(y.shape[1]),
-            "n_folds": n_folds,
-            "cv": how,
-            "folds": folds,
-        }
-        log.info(
-            "%s: held-out pearson_across_samples %.3f, pearson_deviation %.3f",
-            name,
-            summary["pearson_across_samples"],
-            summary["pearson_deviation"],
-        )
-        if donor_of is not None:
-            d_pred, d_means, d_folds, _ = _cross_validate(
-                name, x, y, donor_of, context, out / "work" / "donor", donor_key, donor_oof
-            )
-            donor_oof[name] = d_pred
-            for fold, donor in zip(d_folds, donor_names, strict=True):
-                fold["donor"] = donor
-            d_summary, _ = summarise(d_folds, d_pred, y, d_means, donor_of)
-            metrics[name]["leave_one_donor_out"] = {
-                **d_summary,
-                **fold_spread(d_folds),
-                "n_folds": len(donor_names),
-                "cv": donor_how,
-                "folds": d_folds,
-            }
-            log.info(
-                "%s: %s, pearson_across_samples %.3f",
-                name,
-                donor_how,
-                d_summary["pearson_across_samples"],
-            )
-        rows.append(_long(name, fold_of, samples["sample"], genes["gene_id"], y, pred))
-        # The final fit: every sample trains, with the run's own seed (fold 0's).
-        everyone = np.ones(len(groups), dtype=bool)
-        final_ctx = context(0, everyone, out / "work" / name / "final.ckpt")
-        model = _final(name, x, y, final_ctx, out, finals, metrics[name]["folds"])
-        histories[name]["final"] = list(final_ctx.history)
-        if final_ctx.validation:
-            histories[name]["final validation"] = list(final_ctx.validation)
-        if name in ENSEMBLE_MEMBERS:
-            finals[name] = model
-        if name == "ensemble":
-            metrics[name]["weights"] = named(model.members, model.weights)
-            metrics[name]["inner_cv"] = model.inner
-            final_weights[name] = _final_weights(model, metrics[name])
-        # Cross-validation and the final fit: what training this model costs (kept out of
-        # metrics.json, which must be identical from run to run).
-        seconds[name] = round(time.perf_counter() - started, 2)
+    grouped = Folds(x, y, fold_of, how, context, out / "work", key(fold_of))
+    by_donor, donors = _donor_folds(samples, grouped, key)
+    trained = _train_each(models, grouped, by_donor, donors, samples, genes, out)
     info = {
         "models": models,
         "peak_mode": peak_mode,
         "window": window,
         "groups_per_fold": groups_per_fold,
         "cv": how,
-        **({"ensemble": final_weights["ensemble"]} if final_weights else {}),
+        **({"ensemble": trained.final_weights} if trained.final_weights else {}),
     }
     info["training_samples"] = digests  # sample → accessibility_digest, for predict's warning
-    info["default_model"], info["default_chosen_by"] = _compare_default(
-        metrics, oof, y, fold_of, seed
+    info["default_model"], info["default_chosen_by"] = compare_default(
+        trained.metrics, grouped.oof, y, fold_of, seed
     )
-    _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info)
-    with atomic_write(out / "fit_seconds.json") as fh:  # timings: the one file that varies
-        json.dump(seconds, fh, indent=2)
+    _write(out, trained, genes, bins, dataset, info)
     shutil.rmtree(out / "work", ignore_errors=True)
-    return metrics
+    return trained.metrics
 
 
-def _cross_validate(name, x, y, fold_of, context, work: Path, key: str, oof: dict):
-    """One model's out-of-fold predictions under one fold assignment: predictions, each
-    sample's training mean, per-fold metrics and training histories. `oof` holds the
-    ensemble members' predictions under the same folds; fold files go to work/<model>/."""
-    pred, means, folds, histories = np.zeros_like(y), np.zeros_like(y), [], {}
+def _known(models: list[str]) -> list[str]:
+    for name in models:
+        if name not in NAMES:
+            raise GexpError(f"unknown model '{name}'; choose from {', '.join(NAMES)}")
+    return models
+
+
+def _contexts(genes, bins, groups: list[str], groups_per_fold: int, grouped: bool, **fixed):
+    """What a model fitted on the samples `tr` of fold k sees (the run's seed + k); one
+    `shared` dict holds the gene and bin summaries that every fold and model reuses."""
+    shared: dict = {}
+    groups_of = np.array(groups, dtype=object)
+    progress = sys.stderr.isatty()
+    seed = fixed.pop("seed")
+
+    def context(k: int, tr: np.ndarray, checkpoint: Path | None) -> Context:
+        return Context(
+            genes=genes, bins=bins, seed=seed + k, progress=progress, checkpoint=checkpoint,
+            shared=shared, groups=tuple(groups_of[tr]), groups_per_fold=groups_per_fold,
+            grouped=grouped, **fixed,
+        )  # fmt: skip
+
+    return context
+
+
+def _donor_folds(samples: pd.DataFrame, grouped: Folds, key) -> tuple[Folds | None, list[str]]:
+    """Leave-one-donor-out, reported beside the grouped CV, with its own work folder, key and
+    out-of-fold predictions (the ensemble combines its members' under the same folds)."""
+    if "donor" not in samples.columns:
+        return None, []
+    donors = samples["donor"].tolist()
+    donor_of, donor_how = donor_folds(donors)
+    if donor_of is None:
+        log.info("leave-one-donor-out skipped: %s", donor_how)
+        return None, []
+    log.info("train: also %s", donor_how)
+    work = grouped.work / "donor"
+    folds = Folds(grouped.x, grouped.y, donor_of, donor_how, grouped.context, work, key(donor_of))
+    return folds, sorted({d for d in donors if d})
+
+
+@dataclass
+class Trained:
+    """What training every model produced, for the files _write writes."""
+
+    metrics: dict = field(default_factory=dict)
+    histories: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)  # predictions.tsv, one frame per model
+    per_gene: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)  # fit_seconds.json
+    final_weights: dict = field(default_factory=dict)  # the saved ensemble's, for model_info
+
+
+def _train_each(models, grouped: Folds, by_donor, donors, samples, genes, out: Path) -> Trained:
+    """Each model in turn: cross-validation (and leave-one-donor-out), then the final fit."""
+    trained, finals = Trained(), {}
+    for name in models:
+        started = time.perf_counter()
+        entry, trained.per_gene[name], trained.histories[name] = evaluate(name, grouped)
+        log.info(
+            "%s: held-out pearson_across_samples %.3f, pearson_deviation %.3f",
+            name, entry["pearson_across_samples"], entry["pearson_deviation"],
+        )  # fmt: skip
+        if by_donor is not None:
+            entry["leave_one_donor_out"] = evaluate_by_donor(name, by_donor, donors)
+            log.info(
+                "%s: %s, pearson_across_samples %.3f",
+                name, by_donor.how, entry["leave_one_donor_out"]["pearson_across_samples"],
+            )  # fmt: skip
+        trained.metrics[name] = entry
+        trained.rows.append(
+            _long(name, grouped.fold_of, samples["sample"], genes["gene_id"], grouped.y,
+                  grouped.oof[name])
+        )  # fmt: skip
+        _fit_final(name, grouped, out, finals, trained)
+        # Cross-validation and the final fit: what training this model costs (kept out of
+        # metrics.json, which must be identical from run to run).
+        trained.seconds[name] = round(time.perf_counter() - started, 2)
+    return trained
+
+
+def _fit_final(name: str, grouped: Folds, out: Path, finals: dict, trained: Trained) -> None:
+    """The final fit: every sample trains, with the run's own seed (fold 0's)."""
+    everyone = np.ones(len(grouped.y), dtype=bool)
+    ctx = grouped.context(0, everyone, out / "work" / name / "final.ckpt")
+    model = _final(name, grouped.x, grouped.y, ctx, out, finals, trained.metrics[name]["folds"])
+    trained.histories[name]["final"] = list(ctx.history)
+    if ctx.validation:
+        trained.histories[name]["final validation"] = list(ctx.validation)
+    if name in ENSEMBLE_MEMBERS:
+        finals[name] = model
     if name == "ensemble":
-        weights = _ensemble_weights(x, y, fold_of, context, work, key, oof)
-    for k in range(int(fold_of.max()) + 1):
-        tr, te = fold_of != k, fold_of == k
-        ctx = context(k, tr, work / name / f"fold{k}.ckpt")
-        if name == "ensemble":
-            p, history, extra = _ensemble_fold(weights[k], te, oof)
-        else:
-            p, history, validation = _fold(name, k, x, y, tr, te, ctx, work / name, key)
-            extra = {}
-            if validation:  # seed_mlp with --early-stopping: its validation split's loss
-                histories[f"fold{k} validation"] = validation
-        pred[te], means[te] = p, y[tr].mean(axis=0)
-        folds.append({"fold": k, **fold_metrics(p, y[te], y[tr].mean(axis=0)), **extra})
-        histories[f"fold{k}"] = history
-    return pred, means, folds, histories
-
-
-def _compare_default(metrics: dict, oof: dict, y, fold_of, seed: int) -> tuple[str, str]:
-    """The default model and how it was chosen, with its paired comparison against the best
-    baseline kept in its metrics as `vs_best_baseline`.
-
-    The ensemble, when trained, is the default whatever it scores: it was fixed before any
-    fold was seen, so its held-out score is honest. Without it the best held-out score picks
-    the default, and that score is optimistic (the same folds choose and score it).
-    """
-
-    def score(m: str) -> float:
-        return np.nan_to_num(metrics[m]["pearson_across_samples"], nan=-9)
-
-    if "ensemble" in metrics:
-        default, chosen_by = "ensemble", "fixed before training"
-    else:
-        default, chosen_by = max(metrics, key=score), "best held-out score"
-    compared = [m for m in metrics if m in BASELINES and m != "mean" and m != default]
-    if compared:
-        baseline = max(compared, key=score)
-        metrics[default]["vs_best_baseline"] = {
-            "baseline": baseline,
-            **paired_comparison(oof[default], oof[baseline], y, fold_of, seed=seed),
-        }
-    return default, chosen_by
+        trained.metrics[name]["weights"] = named(model.members, model.weights)
+        trained.metrics[name]["inner_cv"] = model.inner
+        trained.final_weights = _final_weights(model, trained.metrics[name])
 
 
 def _with_members(models: list[str], shape: tuple[int, int]) -> list[str]:
@@ -352,37 +309,11 @@ def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list
     return keep
 
 
-def _fold(name, k, x, y, tr, te, ctx, work: Path, key: str):
-    """Predictions for one held-out fold, reusing a finished fold of an interrupted run."""
-    done = work / f"fold{k}.npz"
-    if done.is_file():
-        saved = np.load(done, allow_pickle=False)
-        if str(saved["key"]) == key and saved["pred"].shape == (int(te.sum()), y.shape[1]):
-            log.info("%s fold %d: finished in an earlier run, reused", name, k)
-            validation = saved["validation"].tolist() if "validation" in saved.files else []
-            return saved["pred"], saved["history"].tolist(), validation
-    model = create(name)
-    model.fit(x[tr], y[tr], ctx)
-    pred = model.predict(x[te], ctx)
-    write_npz(
-        done,
-        {
-            "pred": pred,
-            "key": key,
-            "history": np.asarray(ctx.history, dtype=float),
-            "validation": np.asarray(ctx.validation, dtype=float),
-        },
-    )
-    if ctx.checkpoint is not None:
-        ctx.checkpoint.unlink(missing_ok=True)
-    return pred, list(ctx.history), list(ctx.validation)
-
-
 def _final(name: str, x, y, ctx: Context, out: Path, finals: dict, folds: list) -> Model:
     """The model fitted on every sample and saved; the ensemble reuses its members' final fits
     and chooses its weights by the rule its cross-validation scored (_ensemble_weights)."""
     if name == "ensemble":
-        model = EnsembleModel(_members(finals))
+        model = EnsembleModel(members(finals))
         if nested_in_every_fold([fold["inner_cv"] for fold in folds]):
             model.choose_weights(x, y, ctx)
         else:
@@ -396,56 +327,6 @@ def _final(name: str, x, y, ctx: Context, out: Path, finals: dict, folds: list) 
         model.fit(x, y, ctx)
     save_model(model, out / name)
     return model
-
-
-def _members(models) -> tuple[str, ...]:
-    """The ensemble's members among the models trained (those that fit in memory)."""
-    return tuple(m for m in ENSEMBLE_MEMBERS if m in models)
-
-
-def _ensemble_weights(x, y, fold_of, context, work: Path, key: str, oof: dict) -> list:
-    """Each fold's (weights, inner evidence), chosen by nested CV inside the fold's training
-    samples and never from the fold itself. The rule the cross-validation scores, and the
-    final model follows (nested_in_every_fold): nested-CV weights only where nested CV ran
-    inside every fold; otherwise equal weights in every fold."""
-    members = _members(oof)
-    chosen = []
-    for k in range(int(fold_of.max()) + 1):
-        tr = fold_of != k
-        done = work / "ensemble" / f"fold{k}.npz"
-        weights = None
-        if done.is_file():
-            saved = np.load(done, allow_pickle=False)
-            if str(saved["key"]) == key and len(saved["weights"]) == len(members):
-                log.info("ensemble fold %d: finished in an earlier run, reused", k)
-                weights, inner = saved["weights"], json.loads(str(saved["inner"]))
-        if weights is None:
-            model = EnsembleModel(members)
-            weights, inner = model.choose_weights(x[tr], y[tr], context(k, tr, None)), model.inner
-            write_npz(done, {"weights": weights, "inner": json.dumps(inner), "key": key})
-        chosen.append((weights, inner))
-    if nested_in_every_fold([inner for _, inner in chosen]):
-        return chosen
-    equal = EnsembleModel(members)
-    return [(equal.set_equal(_equal_note(inner)), inner) for _, inner in chosen]
-
-
-def nested_in_every_fold(inner: list[dict]) -> bool:
-    """Whether nested CV chose the weights inside every outer fold (else all stay equal)."""
-    return bool(inner) and all(fold.get("folds", 0) > 0 for fold in inner)
-
-
-def _equal_note(inner: dict) -> str:
-    return inner.get("note") or "equal weights: nested CV could not run inside every fold"
-
-
-def _ensemble_fold(chosen: tuple, te: np.ndarray, oof: dict):
-    """The ensemble's predictions for one held-out fold: its weights applied to the members'
-    own predictions for the fold."""
-    weights, inner = chosen
-    members = _members(oof)
-    pred = combine(weights, [oof[m][te] for m in members])
-    return pred, [], {"weights": named(members, weights), "inner_cv": inner}
 
 
 def _final_weights(model: EnsembleModel, metrics: dict) -> dict:
@@ -474,18 +355,18 @@ def _long(name, fold_of, samples, gene_ids, y, pred) -> pd.DataFrame:
     )
 
 
-def _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info):
+def _write(out: Path, trained: Trained, genes, bins, dataset: Path, info: dict) -> None:
     from ..versions import python_versions
 
     with atomic_write(out / "metrics.json") as fh:
-        json.dump(metrics, fh, indent=2, allow_nan=True)
+        json.dump(trained.metrics, fh, indent=2, allow_nan=True)
     with atomic_write(out / "predictions.tsv") as fh:
-        pd.concat(rows).to_csv(fh, sep="\t", index=False, float_format="%.5g")
+        pd.concat(trained.rows).to_csv(fh, sep="\t", index=False, float_format="%.5g")
     with atomic_write(out / "per_gene_r.tsv") as fh:
-        table = pd.DataFrame(per_gene, index=genes["gene_id"])
+        table = pd.DataFrame(trained.per_gene, index=genes["gene_id"])
         table.rename_axis("gene_id").to_csv(fh, sep="\t", float_format="%.4g")
     with atomic_write(out / "history.json") as fh:
-        json.dump(histories, fh)
+        json.dump(trained.histories, fh)
     for name in ("bins.bed", "genes.tsv"):
         shutil.copyfile(dataset / name, out / name)
     info = {
@@ -499,6 +380,8 @@ def _write(out, metrics, histories, rows, per_gene, genes, bins, dataset, info):
         info["versions"]["torch"] = sys.modules["torch"].__version__
     with atomic_write(out / "model_info.json") as fh:
         json.dump(info, fh, indent=2)
+    with atomic_write(out / "fit_seconds.json") as fh:  # timings: the one file that varies
+        json.dump(trained.seconds, fh, indent=2)
 
 
 # -- the command line: `gexp train` ------------------------------------------------------------
