@@ -177,7 +177,8 @@ def test_mixture_window_never_builds_a_samples_by_bins_matrix(run_result, monkey
 
 
 def test_the_default_set_leaves_out_seed_mlp_and_never_imports_torch(run_result, tmp_path):
-    """seed_mlp is opt-in (issue 17): without it, training must not pay for importing torch."""
+    """seed_mlp and locus_net are opt-in (issues 17, 24): without them, training must not pay
+    for importing torch."""
     code = (
         "import sys; from gexpcore.steps.train import DEFAULT_MODELS, train_models; "
         f"m = train_models({str(run_result / 'dataset')!r}, {str(tmp_path / 'm')!r}); "
@@ -188,7 +189,7 @@ def test_the_default_set_leaves_out_seed_mlp_and_never_imports_torch(run_result,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("] ")[1].strip() == "False", proc.stdout
-    assert list(DEFAULT_MODELS) == [m for m in NAMES if m != "seed_mlp"]
+    assert list(DEFAULT_MODELS) == [m for m in NAMES if m not in ("seed_mlp", "locus_net")]
     assert str(list(DEFAULT_MODELS)) in proc.stdout
     info = json.loads((tmp_path / "m" / "model_info.json").read_text())
     assert "torch" not in info["versions"] and info["default_model"] == "ensemble"

@@ -1,5 +1,5 @@
-"""The models gexp trains: baselines, the proof of concept's network, the mixture model, and
-the ensemble of the mixture model with two baselines (the default)."""
+"""The models gexp trains: baselines, the proof of concept's network, the mixture model, the
+network shared by all genes (locus_net, opt-in) and the ensemble (the default)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from ..errors import GexpError
 if TYPE_CHECKING:  # the names stay importable without numpy, pandas or torch (the CLI needs them)
     from .base import Model
 
-NAMES = ("mean", "ridge", "nearest", "gene_score", "seed_mlp", "mixture_window", "ensemble")
+NAMES = (
+    "mean",
+    "ridge",
+    "nearest",
+    "gene_score",
+    "seed_mlp",
+    "mixture_window",
+    "locus_net",
+    "ensemble",
+)
 BASELINES = ("mean", "ridge", "nearest", "gene_score")
 
 
@@ -20,6 +29,10 @@ def create(name: str) -> Model:
         from .neural import SeedMLP
 
         return SeedMLP()
+    if name == "locus_net":
+        from .locus_net import LocusNetModel
+
+        return LocusNetModel()
     if name == "mixture_window":
         from .mixture import MixtureWindowModel
 

@@ -1,0 +1,266 @@
+"""locus_net: one network shared by all genes, trained on every (gene, training sample) pair.
+
+The proof of concept's network had one output per gene and a few dozen samples to learn
+each from. Here every (gene, sample) pair is one example of a single small network, so a
+cohort of 14 samples and 11,000 genes gives 150,000 of them. It learns what the mixture
+(mixture.py) misses at a locus:
+
+- the mixture: the sample's gene activity profile as a non-negative combination of the
+  training samples' (each training sample's from the others, as it will be used), and its
+  expression predicted as the same combination of theirs;
+- inputs, per pair: the sample's strand-oriented TSS window at bin resolution (±window),
+  its difference from the mixture's window, and scalars: how well the mixture explains
+  the sample (relative residual of its activity profile) and the locus (mean absolute
+  window difference), the mixture's prediction, and the gene's training mean and spread;
+- output: the mixture's residual in units of the gene's spread, so the prediction is
+  the mixture's plus the network's correction. The last layer starts at zero: before
+  training, locus_net is the mixture.
+
+Architecture (ours; the idea of convolving a TSS-centred accessibility window follows
+sequence-to-expression models such as Basenji and Enformer, on accessibility rather than
+sequence): two 1-D convolutions over the two window channels, pooled, then a two-layer
+head over the pooled features and the scalars. Batches are blocks of genes × all samples
+cut from a sparse (genes·samples) × window matrix (windows.py), so nothing beyond one batch
+is dense. Early stopping holds out whole groups of training samples (20 %, at least one
+sample), never genes of the same samples; their mixtures use the other training samples
+only. Seeds are fixed and the CPU runs deterministically (train.py); CUDA uses mixed
+precision (neural.train).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from .base import Context, Model
+from .gene_activity import gene_activity, gene_activity_weights
+from .mixture import _leave_one_out_mixtures, _mixture
+from .neural import _checkpoint_key, train
+from .windows import WindowIndex
+
+GENES_PER_BATCH = 256
+EPOCHS = 30
+PATIENCE = 4
+SCALARS = 5
+
+
+class _Net(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv1d(2, 16, 9, padding=4),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            nn.Conv1d(16, 16, 9, padding=4),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool1d(8),
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(nn.Linear(16 * 8 + SCALARS, 64), nn.ReLU(), nn.Linear(64, 1))
+        nn.init.zeros_(self.head[2].weight)
+        nn.init.zeros_(self.head[2].bias)
+        self.width = width
+
+    def forward(self, windows: torch.Tensor, scalars: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.conv(windows), scalars], dim=1)).squeeze(1)
+
+
+class LocusNetModel(Model):
+    name = "locus_net"
+    _index: WindowIndex | None = None  # rebuilt from the Context when loaded
+
+    def fit(self, x: sp.csr_matrix, y: np.ndarray, ctx: Context) -> None:
+        torch.manual_seed(ctx.seed)
+        self.activity = self._activity(x, ctx)
+        self.windows = self._window_index(ctx).matrix(x)
+        self.y = y.copy()
+        self.gene_mean, self.gene_sd = y.mean(axis=0), np.maximum(y.std(axis=0), 0.1)
+        # Input scales from the training samples: the windows' spread, the genes' statistics.
+        self.scale = np.array(
+            [
+                max(float(self.windows.data.std()) if self.windows.nnz else 1.0, 1e-3),
+                float(self.gene_mean.mean()),
+                max(float(self.gene_mean.std()), 1e-3),
+                float(self.gene_sd.mean()),
+                max(float(self.gene_sd.std()), 1e-3),
+            ]
+        )
+        train_idx, val_idx = _validation_split(len(y), ctx)
+        self.net = _Net(self._window_index(ctx).width)
+        epochs = ctx.epochs.get(self.name, EPOCHS)
+        blocks = _gene_blocks(len(self.gene_mean))
+        training = self._mixtures(train_idx)
+        validate = None
+        if len(val_idx):
+            held_out = self._mixtures(train_idx, val_idx)
+
+            def validate() -> float:
+                return _mean_loss(self.net, (self._batch(g, *held_out) for g in blocks))
+
+        def batches(generator):  # one block of genes × samples, made dense only now
+            for i in torch.randperm(len(blocks), generator=generator).tolist():
+                yield self._batch(blocks[i], *training)
+
+        def loss_of(net, batch, device):
+            w, s, target = (t.to(device) for t in batch)
+            return ((net(w, s) - target) ** 2).mean()
+
+        key = _checkpoint_key(self.name, (tuple(x.shape), y.shape[1]), ctx, epochs)
+        start = copy.deepcopy(self.net.state_dict())  # the mixture alone (correction zero)
+        before = validate() if validate is not None else float("inf")
+        train(self.name, self.net, batches, loss_of, epochs, ctx, key, validate=validate,
+              patience=PATIENCE)  # fmt: skip
+        if ctx.validation and min(ctx.validation) >= before:
+            self.net.load_state_dict(start)  # no epoch beat the mixture on held-out samples
+
+    def _mixtures(self, parts: np.ndarray, targets: np.ndarray | None = None) -> tuple:
+        """The samples `targets` (or `parts` themselves, each left out of its own mixture),
+        their mixtures of `parts` and how well those fit: what _batch needs."""
+        gram = self.activity[parts] @ self.activity[parts].T
+        if targets is None:
+            targets, mix = parts, _leave_one_out_mixtures(gram)
+        else:
+            cross = self.activity[parts] @ self.activity[targets].T
+            mix = np.stack([_mixture(gram, cross[:, j]) for j in range(len(targets))])
+        return parts, targets, mix, _fit_quality(self.activity[targets], mix @ self.activity[parts])
+
+    def _batch(self, genes, parts, targets, mix, quality) -> tuple:
+        """(windows, scalars, standardised residual) of genes × the samples `targets`."""
+        own = _block(self.windows, genes, len(self.y), targets)
+        pool = _block(self.windows, genes, len(self.y), parts)
+        w, s, mixed = self._inputs(own, pool, mix, quality, genes, self.y[parts])
+        target = (self.y[targets][:, genes] - mixed) / self.gene_sd[genes]
+        return w, s, torch.from_numpy(target.T.reshape(-1).astype(np.float32))
+
+    def _inputs(self, own, pool, mix, quality, genes, pool_y):
+        """Network inputs for genes × samples, and the mixture's prediction (samples × genes)."""
+        mixed_windows = np.einsum("ij,gjw->giw", mix, pool)
+        diff = own - mixed_windows
+        mixed = mix @ pool_y[:, genes]
+        sd, mean = self.gene_sd[genes], self.gene_mean[genes]
+        spread, m_mean, m_sd, s_mean, s_sd = self.scale
+        scalars = np.stack(
+            [
+                np.broadcast_to(quality[None, :], diff.shape[:2]),
+                np.abs(diff).mean(axis=2) / spread,
+                ((mixed - mean) / sd).T,
+                np.broadcast_to(((mean - m_mean) / m_sd)[:, None], diff.shape[:2]),
+                np.broadcast_to(((sd - s_mean) / s_sd)[:, None], diff.shape[:2]),
+            ],
+            axis=2,
+        )
+        windows = np.stack([own, diff], axis=2) / spread  # genes × samples × 2 × width
+        windows = windows.reshape(-1, 2, own.shape[2]).astype(np.float32)
+        return (
+            torch.from_numpy(windows),
+            torch.from_numpy(scalars.reshape(-1, SCALARS).astype(np.float32)),
+            mixed,
+        )
+
+    def predict(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        activity = self._activity(x, ctx)
+        windows = self._window_index(ctx).matrix(x)
+        everyone = np.arange(len(self.y))
+        gram = self.activity @ self.activity.T
+        mix = np.stack([_mixture(gram, self.activity @ a) for a in activity])
+        quality = _fit_quality(activity, mix @ self.activity)
+        out = np.empty((x.shape[0], len(self.gene_mean)))
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        for genes in _gene_blocks(len(self.gene_mean)):
+            own = _block(windows, genes, x.shape[0], np.arange(x.shape[0]))
+            pool = _block(self.windows, genes, len(self.y), everyone)
+            w, s, mixed = self._inputs(own, pool, mix, quality, genes, self.y)
+            with torch.no_grad():
+                step = self.net(w.to(device), s.to(device)).float().cpu().numpy()
+            correction = step.reshape(len(genes), x.shape[0]).T * self.gene_sd[genes]
+            out[:, genes] = mixed + correction
+        return out
+
+    def _activity(self, x: sp.csr_matrix, ctx: Context) -> np.ndarray:
+        weights = ctx.summary(
+            "gene_activity_weights", lambda: gene_activity_weights(ctx.genes, ctx.bins)
+        )
+        return gene_activity(x, weights)
+
+    def _window_index(self, ctx: Context) -> WindowIndex:
+        if self._index is None:
+            self._index = ctx.summary(
+                f"window_index:{ctx.window}", lambda: WindowIndex(ctx.genes, ctx.bins, ctx.window)
+            )
+        return self._index
+
+    def state(self):
+        arrays = {
+            "activity": self.activity,
+            "windows": self.windows,
+            "y": self.y,
+            "gene_mean": self.gene_mean,
+            "gene_sd": self.gene_sd,
+            "scale": self.scale,
+        }
+        for key, tensor in self.net.state_dict().items():
+            arrays[f"net.{key}"] = tensor.detach().cpu().numpy()
+        return arrays, {"width": self.net.width}
+
+    def load_state(self, arrays: dict, settings: dict) -> None:
+        for key in ("activity", "windows", "y", "gene_mean", "gene_sd", "scale"):
+            setattr(self, key, arrays[key])
+        self.net = _Net(int(settings["width"]))
+        weights = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        self.net.load_state_dict(weights)
+
+
+def _gene_blocks(n_genes: int) -> list[np.ndarray]:
+    return [
+        np.arange(i, min(n_genes, i + GENES_PER_BATCH)) for i in range(0, n_genes, GENES_PER_BATCH)
+    ]
+
+
+def _block(windows: sp.csr_matrix, genes: np.ndarray, n_samples: int, samples: np.ndarray):
+    """genes × samples × width dense block of the sparse windows (rows gene·n + sample)."""
+    rows = (genes[:, None] * n_samples + samples[None, :]).ravel()
+    dense = windows[rows].toarray().astype(np.float64)
+    return dense.reshape(len(genes), len(samples), -1)
+
+
+def _fit_quality(activity: np.ndarray, mixed: np.ndarray) -> np.ndarray:
+    """Per sample: how much of its activity profile the mixture leaves unexplained."""
+    residual = np.linalg.norm(activity - mixed, axis=1)
+    return residual / np.maximum(np.linalg.norm(activity, axis=1), 1e-9)
+
+
+def _validation_split(n: int, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Training and early-stopping samples: 20 % of whole groups (or samples), chosen by the
+    seed; none when too few samples to spare (fewer than 5)."""
+    everyone = np.arange(n)
+    if n < 5:
+        return everyone, everyone[:0]
+    groups = np.array(ctx.groups if len(ctx.groups) == n else [str(i) for i in range(n)])
+    names = np.random.default_rng(ctx.seed).permutation(np.unique(groups))
+    held, count = [], 0
+    for name in names:
+        if count >= max(1, n // 5):
+            break
+        if count + (groups == name).sum() <= n - 3:  # keep 3 samples to train on
+            held.append(name)
+            count += (groups == name).sum()
+    val = np.isin(groups, held)
+    return everyone[~val], everyone[val]
+
+
+def _mean_loss(net: _Net, examples: list[tuple]) -> float:
+    net.eval()
+    device = next(net.parameters()).device
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for w, s, target in examples:
+            pred = net(w.to(device), s.to(device)).float().cpu()
+            total += float(((pred - target) ** 2).sum())
+            count += len(target)
+    net.train()
+    return total / max(count, 1)
