@@ -393,8 +393,8 @@ def training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
         help=f"comma-separated, from {', '.join(NAMES)} (default: all but the opt-in "
-        "seed_mlp; dense ones that cannot fit in memory are then left out). The default model "
-        "is ensemble, which also trains its members",
+        "seed_mlp and locus_net; dense ones that cannot fit in memory are then left out). "
+        "The default model is ensemble, which also trains its members",
     )
     p.add_argument("--cv", type=positive_int, default=5, help="folds (grouped when possible)")
     p.add_argument(
@@ -407,7 +407,7 @@ def training_options(p: argparse.ArgumentParser) -> None:
         "--device",
         default="auto",
         choices=("auto", "cpu", "cuda"),
-        help="for torch models (seed_mlp); auto: cuda when available, else cpu",
+        help="for torch models (seed_mlp, locus_net); auto: cuda when available, else cpu",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed for folds and training")
     p.add_argument(
