@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Collection
 from pathlib import Path
 
-from . import __version__, steps
+from . import __version__, kernels, steps
 from .errors import GexpError
 
 log = logging.getLogger("gexp")
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    log.debug("numeric kernels pinned (kernels.py): %s", kernels.PINNED or "already so")
     try:
         args.func(args)
     except GexpError as exc:

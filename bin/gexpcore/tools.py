@@ -34,6 +34,16 @@ def dies_with_parent(cmd: list) -> list[str]:
 
 def run_tool(cmd: list[str], what: str, stdout: Path | None = None) -> str:
     """Run a tool; on failure raise one line with the tool's own last words."""
+    proc = _completed(cmd, what, stdout)
+    return "" if stdout else proc.stdout.decode(errors="replace")
+
+
+def run_tool_report(cmd: list[str], what: str) -> bytes:
+    """The same, returning the tool's standard error: where kallisto quant writes its report."""
+    return _completed(cmd, what, None).stderr
+
+
+def _completed(cmd: list[str], what: str, stdout: Path | None) -> subprocess.CompletedProcess:
     require_tool(cmd[0])
     log.debug("running: %s", " ".join(map(str, cmd)))
     out = open(stdout, "wb") if stdout else subprocess.PIPE
@@ -44,7 +54,7 @@ def run_tool(cmd: list[str], what: str, stdout: Path | None = None) -> str:
             out.close()
     if proc.returncode != 0:
         tool_failed(what, cmd[0], proc.stderr, proc)
-    return "" if stdout else proc.stdout.decode(errors="replace")
+    return proc
 
 
 def tool_failed(what: str, name: str, stderr: bytes, proc) -> None:

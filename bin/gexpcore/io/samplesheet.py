@@ -267,11 +267,9 @@ def check_local_inputs(samples: list[Sample]) -> None:
                 if not is_remote(value):
                     require_file(value, f"sample {s.sample} {column}")
         if s.fragments and not is_remote(s.fragments):
-            from .tabix import check_bgzip, check_tabix_index
+            from .tabix import check_indexed
 
-            fragments = Path(s.fragments)
-            check_bgzip(fragments, f"sample {s.sample} fragments")
-            check_tabix_index(Path(f"{fragments}.tbi"), fragments, f"sample {s.sample} fragments")
+            check_indexed(Path(s.fragments), f"sample {s.sample} fragments")
 
 
 def write_validated(samples: list[Sample], out: str | Path) -> None:

@@ -55,13 +55,18 @@ def check_tabix_index(index: Path, data: Path, what: str) -> None:
         raise GexpError(f"{what} index {index}: not a tabix index (remake it: tabix -p bed {data})")
 
 
+def check_indexed(path: Path, what: str) -> None:
+    """A whole bgzip file with a tabix index beside it (`<path>.tbi`)."""
+    check_bgzip(path, what)
+    check_tabix_index(Path(f"{path}.tbi"), path, what)
+
+
 def open_tabix(path: str | Path, what: str):
     """pysam.TabixFile on a file and index that passed the checks above."""
     import pysam
 
     path = require_file(path, what)
-    check_bgzip(path, what)
-    check_tabix_index(Path(f"{path}.tbi"), path, what)
+    check_indexed(path, what)
     try:
         return pysam.TabixFile(str(path))
     except (OSError, ValueError) as exc:

@@ -54,9 +54,16 @@ def save_model(model: Model, folder: str | Path) -> Path:
     return folder
 
 
-def load_model(folder: str | Path) -> Model:
-    """The model saved in folder, or a one-line GexpError saying why it cannot be loaded."""
+def load_model(folder: str | Path, digests: dict[str, str] | None = None) -> Model:
+    """The model saved in folder, or a one-line GexpError saying why it cannot be loaded.
+
+    `digests` (model_info.json's `files`, keyed by path in the model folder) are checked
+    for this model's files and its members' before anything is read from them."""
     folder = Path(folder)
+    digests = digests or {}
+    check_model_files(
+        folder.parent, digests, [f"{folder.name}/{SETTINGS}", f"{folder.name}/{ARRAYS}"]
+    )
     record = _record(folder)
     path = require_file(folder / ARRAYS, "model arrays")
     try:
@@ -78,7 +85,7 @@ def load_model(folder: str | Path) -> Model:
             f"{folder}: the saved {record['model']} model is incomplete ({exc})"
         ) from None
     if model.members:  # an ensemble: its members are the models saved beside it
-        model.attach({name: _member(folder, name) for name in model.members})
+        model.attach({name: _member(folder, name, digests) for name in model.members})
     return model
 
 
@@ -93,12 +100,13 @@ def model_files(folder: Path) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in sorted(names)}
 
 
-def check_model_files(folder: Path, recorded: dict[str, str]) -> None:
-    """One line naming the first file that is not the one `gexp train` wrote (damaged, cut
-    short by a copy, or replaced); files absent are left to the loaders' own messages."""
-    for name, digest in recorded.items():
-        path = folder / name
-        if path.is_file() and sha256_file(path) != digest:
+def check_model_files(folder: Path, recorded: dict[str, str], names: list[str]) -> None:
+    """One line naming the first of `names` that is not the file `gexp train` wrote (damaged,
+    cut short by a copy, or replaced); files absent or unrecorded (an older model folder) are
+    left to the loaders' own messages. Only the files a prediction reads are hashed."""
+    for name in names:
+        path, digest = folder / name, recorded.get(name)
+        if digest is not None and path.is_file() and sha256_file(path) != digest:
             raise GexpError(
                 f"model file {path}: not the file `gexp train` wrote (its SHA-256 differs from "
                 "model_info.json's): damaged, truncated or replaced; copy the model folder again "
@@ -106,9 +114,9 @@ def check_model_files(folder: Path, recorded: dict[str, str]) -> None:
             )
 
 
-def _member(folder: Path, name: str) -> Model:
+def _member(folder: Path, name: str, digests: dict[str, str]) -> Model:
     try:
-        return load_model(folder.parent / name)
+        return load_model(folder.parent / name, digests)
     except GexpError as exc:
         raise GexpError(f"{folder}: its member {name} cannot be loaded: {exc}") from None
 

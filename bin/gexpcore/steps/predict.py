@@ -80,7 +80,8 @@ def predict(
     with reading(info_path, "model info"):
         info = json.loads(info_path.read_text())
         info["default_model"], info["models"], info["chromosomes"]  # noqa: B018
-    check_model_files(model_dir, info.get("files", {}))
+    digests = info.get("files", {})  # model files' SHA-256, checked before each is read
+    check_model_files(model_dir, digests, ["bins.bed", "genes.tsv"])
     name = model_name or info["default_model"]
     if name not in info["models"]:
         raise GexpError(f"{model_dir}: has no model '{name}' (it has {', '.join(info['models'])})")
@@ -99,7 +100,7 @@ def predict(
         shape=(1, len(bins)),
     )
     _warn_if_trained_on(x, atac, info)
-    model = load_model(model_dir / name)
+    model = load_model(model_dir / name, digests)
     ctx = Context(genes=genes, bins=bins, device="cpu", window=info.get("window", 100_000))
     log1p = model.predict(accessibility_features(x), ctx)[0]
     sample = sample or atac.name.split(".")[0]

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 from ..files import atomic_dir, atomic_path, atomic_write
-from ..tools import dies_with_parent, require_tool, run_tool, tool_failed
+from ..tools import dies_with_parent, require_tool, run_tool, run_tool_report, tool_failed
 from .fastq_check import FastqFeed, check_fastqs, heads_are_valid, reads_if_valid
 
 log = logging.getLogger("gexp")
 
 KALLISTO_LOG = ".kallisto.log"  # kallisto quant's stderr: kallisto/<sample>.kallisto.log
-PIPE = subprocess.PIPE
 
 
 def kallisto_index(transcriptome: str | Path, index: str | Path) -> Path:
@@ -36,9 +35,16 @@ def kallisto_quant_command(
 ) -> list[str]:
     """The same command line as modules/local/kallisto_quant."""
     cmd = ["kallisto", "quant", "-i", str(index), "-o", str(outdir), "-t", str(threads)]
+    if not read2:
+        cmd += ["--single", "-l", f"{fragment_length:g}", "-s", f"{fragment_sd:g}"]
+    return cmd + quant_inputs(read1, read2)
+
+
+def quant_inputs(read1: list[str], read2: list[str]) -> list[str]:
+    """The FASTQ in the order kallisto quant takes them: pairs interleaved (r1a r2a r1b r2b)."""
     if read2:
-        return cmd + [f for pair in zip(read1, read2, strict=False) for f in pair]
-    return cmd + ["--single", "-l", f"{fragment_length:g}", "-s", f"{fragment_sd:g}", *read1]
+        return [str(f) for pair in zip(read1, read2, strict=False) for f in pair]
+    return [str(f) for f in read1]
 
 
 def kallisto_quant(
@@ -55,27 +61,9 @@ def kallisto_quant(
         cmd = kallisto_quant_command(
             index, tmp, read1, read2, fragment_length, fragment_sd, threads
         )
-        require_tool("kallisto")
-        log.debug("running: %s", " ".join(cmd))
-        proc = subprocess.run(dies_with_parent(cmd), stdout=subprocess.DEVNULL, stderr=PIPE)
-        if proc.returncode != 0:
-            tool_failed(f"sample {sample}: kallisto quant", "kallisto", proc.stderr, proc)
-    write_log(outdir, sample, proc.stderr, inputs(cmd))
+        report = run_tool_report(cmd, f"sample {sample}: kallisto quant")
+    write_log(outdir, sample, report, quant_inputs(read1, read2))
     return outdir / "abundance.tsv"
-
-
-def inputs(cmd: list[str]) -> list[str]:
-    """The FASTQ on a kallisto quant command line (the arguments after its options)."""
-    values = {"-i", "-o", "-t", "-l", "-s"}
-    files, skip = [], False
-    for word in cmd[2:]:
-        if skip:
-            skip = False
-        elif word in values:
-            skip = True
-        elif not word.startswith("-"):
-            files.append(word)
-    return files
 
 
 def log_path(outdir: Path, sample: str) -> Path:
@@ -140,7 +128,7 @@ def kallisto_quant_checked(
             if proc.returncode != 0:
                 tool_failed(f"sample {sample}: kallisto quant", "kallisto", stderr, proc)
         _name_inputs(tmp / "run_info.json", feed.paths(files), files)
-    write_log(outdir, sample, stderr, inputs(cmd))
+    write_log(outdir, sample, stderr, quant_inputs(feed.paths(read1), feed.paths(read2)))
     return reads
 
 

@@ -191,13 +191,14 @@ def _known(models: list[str]) -> list[str]:
     return models
 
 
-def _contexts(genes, bins, groups: list[str], groups_per_fold: int, grouped: bool, **fixed):
+def _contexts(
+    genes, bins, groups: list[str], groups_per_fold: int, grouped: bool, seed: int, **fixed
+):
     """What a model fitted on the samples `tr` of fold k sees (the run's seed + k); one
     `shared` dict holds the gene and bin summaries that every fold and model reuses."""
     shared: dict = {}
     groups_of = np.array(groups, dtype=object)
     progress = sys.stderr.isatty()
-    seed = fixed.pop("seed")
 
     def context(k: int, tr: np.ndarray, checkpoint: Path | None) -> Context:
         return Context(
