@@ -134,7 +134,7 @@ def report(cohort, metrics, info, qc, cost, run_seconds, run_mib) -> str:
 
 def ensemble_weights(metrics: dict) -> list[str]:
     """The ensemble's weights, per held-out fold (from nested CV inside its training samples)
-    and final, with the James-Stein factor that shrank them towards equal."""
+    and final, with the James-Stein factor that shrank them towards the prior."""
     ensemble = metrics.get("ensemble")
     if not ensemble:
         return []
@@ -142,7 +142,8 @@ def ensemble_weights(metrics: dict) -> list[str]:
     def shown(weights: dict) -> str:
         return ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
 
-    lines = ["Ensemble weights (equal unless nested CV inside the training samples shows a "
+    lines = ["Ensemble weights (a third each for mixture_window, ridge and nearest, zero for "
+             "gene_score and locus_net, unless nested CV inside the training samples shows a "
              "consistent gain):", ""]  # fmt: skip
     for fold in ensemble["folds"]:
         inner = fold.get("inner_cv", {})

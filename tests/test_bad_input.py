@@ -367,3 +367,9 @@ def test_report_peaks_must_be_sample_equals_file(tmp_path):
 def test_check_fastq_on_a_missing_file_names_it_in_one_line(tmp_path):
     proc = run_gexp("check-fastq", "--sample", "S1", "--read1", tmp_path / "absent.fastq.gz")
     assert_user_error(proc, "FASTQ not found", "absent.fastq.gz")
+
+
+def test_multiome_simulation_with_more_genes_than_its_chromosome_holds(tmp_path):
+    proc = run_gexp("simulate", "--multiome", "--genes", "901", "--outdir", tmp_path / "sim")
+    assert_user_error(proc, "--genes 901", "at most 900 genes")
+    assert not (tmp_path / "sim").exists()

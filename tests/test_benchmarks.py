@@ -45,3 +45,25 @@ def test_quantile_normalisation_gives_every_sample_one_distribution():
     result = module.quantile_normalise(matrix)
     assert np.allclose(np.sort(result, axis=0), np.sort(matrix, axis=0).mean(axis=1)[:, None])
     assert (np.argsort(result, axis=0) == np.argsort(matrix, axis=0)).all()  # ranks kept
+
+
+def test_scale_and_learning_curve_run_at_a_small_size(tmp_path):
+    """benchmarks/scale.py on a 14-sample multiome simulation, then benchmarks/learning_curve.py
+    on its run (issue 24, item 3): every row and column of both tables is printed."""
+
+    def bench(*args):
+        proc = subprocess.run(
+            [sys.executable, *map(str, args)], capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    shown = bench(ROOT / "benchmarks" / "scale.py", "--sizes", "14", "--genes", "80",
+                  "--work", tmp_path)  # fmt: skip
+    row = next(line for line in shown.splitlines() if line.startswith("| 14 |"))
+    assert len(row.split("|")) == 2 + 1 + 6  # samples, then seconds and MiB of three runs
+    curve = bench(ROOT / "benchmarks" / "learning_curve.py", tmp_path / "run14", "--sizes", "3",
+                  "--repeats", "1")  # fmt: skip
+    assert "| gene_score | mixture_window | locus_net | ensemble |" in curve
+    assert any(line.startswith("| 3 |") for line in curve.splitlines())
+    assert any(line.startswith("| all |") for line in curve.splitlines())

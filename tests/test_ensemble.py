@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from conftest import assert_user_error, run_gexp
-from gexpcore.models.ensemble import shrunk_weights, simplex_grid
+from gexpcore.evaluation.metrics import rowwise_pearson
+from gexpcore.models.ensemble import grid_pearson, prior_weights, shrunk_weights, simplex_grid
 from gexpcore.steps.train import train_models
 
 FAST = {"seed_mlp": 50}
@@ -41,7 +42,7 @@ def test_weights_stay_equal_without_consistent_inner_evidence():
     # Three members of pure noise: any "best" weighting is chance, so the factor must be 0.
     preds = [rng.normal(size=y.shape) for _ in range(3)]
     weights, evidence = shrunk_weights(preds, y, fold_of)
-    gain, se = evidence["gain_over_equal"], evidence["gain_se"]
+    gain, se = evidence["gain_over_prior"], evidence["gain_se"]
     expected = max(0.0, 1 - (se / gain) ** 2) if gain > 0 else 0.0
     assert evidence["shrinkage_factor"] == pytest.approx(expected)
     grid_best = np.array(evidence["best_grid_weights"])
@@ -58,6 +59,44 @@ def test_weights_follow_a_member_that_is_better_in_every_inner_fold():
     assert evidence["best_grid_weights"] == [1.0, 0.0, 0.0]
     assert evidence["shrinkage_factor"] > 0.9
     assert weights[0] > 0.9 and np.isclose(weights.sum(), 1)
+
+
+def test_the_grid_is_scored_as_each_weighted_prediction_would_be():
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(5, 60))
+    y[:, 3] = 1.0  # a constant gene: NaN, as rowwise_pearson says
+    preds = rng.normal(size=(4, 5, 60))
+    preds[:, :, 7] = 2.0  # every member constant for gene 7: r 0
+    grid = simplex_grid(4)
+    fast = grid_pearson(grid, preds, y)
+    for k in (0, 17, len(grid) - 1):
+        slow = rowwise_pearson(np.tensordot(grid[k], preds, axes=1).T, y.T)
+        np.testing.assert_allclose(fast[k], slow, rtol=1e-9, atol=1e-12)
+    assert np.isnan(fast[:, 3]).all() and (fast[:, 7] == 0).all()
+
+
+def test_members_outside_the_prior_start_at_zero():
+    members = ("mixture_window", "ridge", "nearest", "gene_score", "locus_net")
+    np.testing.assert_allclose(prior_weights(members), [1 / 3] * 3 + [0, 0])
+    np.testing.assert_allclose(prior_weights(("ridge", "gene_score")), [1, 0])
+    np.testing.assert_allclose(prior_weights(("gene_score", "locus_net")), [0.5, 0.5])
+
+
+def test_a_zero_prior_member_gains_weight_only_on_consistent_evidence():
+    rng = np.random.default_rng(2)
+    fold_of = _folds(4, 4)
+    y = rng.normal(size=(16, 300))
+    prior = np.array([0.5, 0.5, 0.0])
+    noise = [rng.normal(size=y.shape) for _ in range(3)]
+    weights, evidence = shrunk_weights(noise, y, fold_of, prior)
+    factor = evidence["shrinkage_factor"]
+    best = np.array(evidence["best_grid_weights"])
+    np.testing.assert_allclose(weights, prior + factor * (best - prior), atol=1e-12)
+    # The third member predicts well in every inner fold: it takes most of the weight.
+    good = [noise[0], noise[1], y + 0.3 * rng.normal(size=y.shape)]
+    weights, evidence = shrunk_weights(good, y, fold_of, prior)
+    assert evidence["best_grid_weights"] == [0.0, 0.0, 1.0]
+    assert evidence["shrinkage_factor"] > 0.9 and weights[2] > 0.9
 
 
 def _twelve_sample_dataset(run_result: Path, out: Path) -> Path:
@@ -93,10 +132,11 @@ def test_a_folds_weights_never_see_that_fold(run_result, tmp_path):
     fold0 = first["ensemble"]["folds"][0]
     assert first["ensemble"]["cv"] == "leave-one-group-out over 4 groups"
     assert fold0["inner_cv"]["folds"] == 3, fold0  # nested CV ran inside the 9 training samples
-    # ...and inside every fold, so the final model chooses its weights by nested CV too
-    assert first["ensemble"]["inner_cv"]["folds"] == 3
+    # ...and inside every fold, so the final model chooses its weights by CV on all samples
+    # too: the 4 outer folds' out-of-fold predictions of its members
+    assert first["ensemble"]["inner_cv"]["folds"] == 4
     info = json.loads((tmp_path / "a" / "model_info.json").read_text())
-    assert info["ensemble"]["rule"] == "nested CV on all samples, as in every fold"
+    assert info["ensemble"]["rule"].startswith("cross-validation on all samples")
     assert info["ensemble"]["weights"] == first["ensemble"]["weights"]
     # Scramble the held-out fold's expression: its score moves, its weights must not.
     expression = pd.read_csv(data / "expression.tsv", sep="\t", index_col=0)
@@ -118,12 +158,19 @@ def test_the_ensemble_is_the_default_and_says_how_it_was_chosen(run_result):
     assert info["default_chosen_by"] == "fixed before training"
     metrics = json.loads((run_result / "model" / "metrics.json").read_text())
     weights = metrics["ensemble"]["weights"]
-    assert list(weights) == ["mixture_window", "ridge", "nearest"]
+    # gene_score and locus_net are in the default set: members at a prior weight of zero
+    assert list(weights) == ["mixture_window", "ridge", "nearest", "gene_score", "locus_net"]
     assert sum(weights.values()) == pytest.approx(1, abs=1e-12)  # as written
     # 6 samples: no fold's 4-5 training samples allow nested CV, so every fold scored equal
     # weights, and the final model (6 samples, enough for it) must keep them too.
     assert all(f["inner_cv"]["folds"] == 0 for f in metrics["ensemble"]["folds"])
-    assert weights == {"mixture_window": 0.333334, "ridge": 0.333333, "nearest": 0.333333}
+    assert weights == {
+        "mixture_window": 0.333334,
+        "ridge": 0.333333,
+        "nearest": 0.333333,
+        "gene_score": 0.0,
+        "locus_net": 0.0,
+    }
     saved = np.load(run_result / "model" / "ensemble" / "model.npz")["weights"]
     assert saved.tolist() == list(weights.values())  # what predict uses is what is written
     used = info["ensemble"]

@@ -176,23 +176,40 @@ def test_mixture_window_never_builds_a_samples_by_bins_matrix(run_result, monkey
     assert model.predict(x[:2], ctx).shape == (2, len(genes))
 
 
-def test_the_default_set_leaves_out_seed_mlp_and_never_imports_torch(run_result, tmp_path):
-    """seed_mlp and locus_net are opt-in (issues 17, 24): without them, training must not pay
-    for importing torch."""
+def test_the_default_set_trains_locus_net_and_leaves_out_seed_mlp(run_result):
+    """locus_net trains by default, as an ensemble member at a prior weight of zero (issue
+    24); seed_mlp stays opt-in (issue 17)."""
+    assert list(DEFAULT_MODELS) == [m for m in NAMES if m != "seed_mlp"]
+    metrics = json.loads((run_result / "model" / "metrics.json").read_text())
+    assert "locus_net" in metrics["ensemble"]["weights"]
+
+
+def test_without_a_torch_model_training_never_imports_torch(run_result, tmp_path):
+    """Training that needs no torch must not pay for importing it (seconds), and a GPU asked
+    for by --device cuda would stay idle: that is said (here no GPU exists, so it is refused)."""
     code = (
-        "import sys; from gexpcore.steps.train import DEFAULT_MODELS, train_models; "
-        f"m = train_models({str(run_result / 'dataset')!r}, {str(tmp_path / 'm')!r}); "
-        "print(list(m), 'torch' in sys.modules)"
+        "import sys; from gexpcore.steps.train import train_models; "
+        f"m = train_models({str(run_result / 'dataset')!r}, {str(tmp_path / 'm')!r}, "
+        "['ridge', 'mixture_window', 'ensemble']); print(list(m), 'torch' in sys.modules)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT / "bin", capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("] ")[1].strip() == "False", proc.stdout
-    assert list(DEFAULT_MODELS) == [m for m in NAMES if m not in ("seed_mlp", "locus_net")]
-    assert str(list(DEFAULT_MODELS)) in proc.stdout
     info = json.loads((tmp_path / "m" / "model_info.json").read_text())
     assert "torch" not in info["versions"] and info["default_model"] == "ensemble"
+
+
+def test_a_gpu_for_models_without_torch_is_named_idle(caplog, monkeypatch):
+    import torch
+    from gexpcore.steps import train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    caplog.set_level("WARNING", logger="gexp")
+    assert train._torch_setup(["ridge", "ensemble"], "cuda") == "cpu"
+    assert "--device cuda: none of the models trained (ridge, ensemble) uses torch" in caplog.text
+    assert "GPU stays idle" in caplog.text
 
 
 def test_saved_models_hold_what_prediction_needs(run_result):
@@ -342,7 +359,12 @@ def test_default_models_leave_out_dense_ones_that_cannot_fit(
     metrics = train_models(run_result / "dataset", tmp_path / "m", epochs=FAST)
     assert list(metrics) == [m for m in DEFAULT_MODELS if m != "ridge"]
     assert "ridge left out" in caplog.text
-    assert metrics["ensemble"]["weights"].keys() == {"mixture_window", "nearest"}
+    assert metrics["ensemble"]["weights"].keys() == {
+        "mixture_window",
+        "nearest",
+        "gene_score",
+        "locus_net",
+    }
     with pytest.raises(GexpError, match="use mixture_window"):
         train_models(run_result / "dataset", tmp_path / "n", ["ridge"], epochs=FAST)
     # seed_mlp's size is its network, not the input matrix

@@ -21,8 +21,7 @@ import scipy.sparse as sp
 from ..files import write_npz
 from ..models import create
 from ..models.base import Context
-from ..models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
-from ..models.ensemble import EnsembleModel, combine, named
+from ..models.ensemble import ALL_MEMBERS, EnsembleModel, combine, named
 from .metrics import fold_metrics, fold_spread, summarise
 
 log = logging.getLogger("gexp")
@@ -126,15 +125,16 @@ def _fold(name: str, k: int, tr: np.ndarray, te: np.ndarray, ctx: Context, folds
 
 
 def members(models) -> tuple[str, ...]:
-    """The ensemble's members among the models trained (those that fit in memory)."""
-    return tuple(m for m in ENSEMBLE_MEMBERS if m in models)
+    """The ensemble's members among the models trained (those that fit in memory): the three
+    of its prior, and gene_score and locus_net at weight zero when they were trained."""
+    return tuple(m for m in ALL_MEMBERS if m in models)
 
 
 def ensemble_weights(folds: Folds) -> list[tuple[np.ndarray, dict]]:
     """Each fold's (weights, inner evidence), chosen by nested CV inside the fold's training
     samples and never from the fold itself. The rule the cross-validation scores, and the
     final model follows (nested_in_every_fold): nested-CV weights only where nested CV ran
-    inside every fold; otherwise equal weights in every fold."""
+    inside every fold; otherwise the prior weights in every fold."""
     names = members(folds.oof)
     chosen = []
     for k in range(folds.n_folds):
@@ -154,17 +154,17 @@ def ensemble_weights(folds: Folds) -> list[tuple[np.ndarray, dict]]:
         chosen.append((weights, inner))
     if nested_in_every_fold([inner for _, inner in chosen]):
         return chosen
-    equal = EnsembleModel(names)
-    return [(equal.set_equal(_equal_note(inner)), inner) for _, inner in chosen]
+    prior = EnsembleModel(names)
+    return [(prior.set_prior(_prior_note(inner)), inner) for _, inner in chosen]
 
 
 def nested_in_every_fold(inner: list[dict]) -> bool:
-    """Whether nested CV chose the weights inside every outer fold (else all stay equal)."""
+    """Whether nested CV chose the weights inside every outer fold (else all stay at the prior)."""
     return bool(inner) and all(fold.get("folds", 0) > 0 for fold in inner)
 
 
-def _equal_note(inner: dict) -> str:
-    return inner.get("note") or "equal weights: nested CV could not run inside every fold"
+def _prior_note(inner: dict) -> str:
+    return inner.get("note") or "prior weights: nested CV could not run inside every fold"
 
 
 def _ensemble_fold(chosen: tuple, te: np.ndarray, oof: dict):

@@ -1,5 +1,5 @@
 """The models gexp trains: baselines, the proof of concept's network, the mixture model, the
-network shared by all genes (locus_net, opt-in) and the ensemble (the default)."""
+network shared by all genes (locus_net) and the ensemble (the default)."""
 
 from __future__ import annotations
 

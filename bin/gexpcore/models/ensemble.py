@@ -1,28 +1,39 @@
-"""ensemble: the default model, the mean of mixture_window, ridge and nearest.
+"""ensemble: the default model, the mean of mixture_window, ridge and nearest, which the
+evidence of nested cross-validation may move, and towards gene_score or locus_net.
 
 Why a mean, and why these three. On a dozen samples no single model wins every
 cohort: mixture_window leads on the blood cohort, nearest and ridge on a time course
 of closely related conditions, and which one leads moves from fold to fold. The
 three look at different things (a mixture of training samples corrected gene by
 gene, a linear map of all bins, the most similar samples), so their errors differ
-and their mean is steadier than any of them. The members and their equal weights
-are fixed before any fold is seen; the held-out score of the default is therefore
-not flattered by choosing it on the folds that score it.
+and their mean is steadier than any of them. These prior weights (a third each) are
+fixed before any fold is seen; the held-out score of the default is therefore not
+flattered by choosing it on the folds that score it.
 
-Weights move away from equal only on evidence from inside the training samples.
+gene_score (the cis baseline) and locus_net (the network shared by all genes) join
+the members, when they are trained, with a prior weight of zero (issue 24): where a
+cohort's expression follows its own loci rather than resemblance between samples
+(the multiome simulation), the inner evidence can raise them; where it does not, they
+cost nothing. Adding a member cannot move the default without evidence; equal
+weights over five members would.
+
+Weights move away from the prior only on evidence from inside the training samples.
 Nested cross-validation (whole groups held out, as outside) gives every member
 out-of-fold predictions of the training samples; the best weights on a 0.1 grid
-are found there and then shrunk towards equal weights by the positive-part
+are found there and then shrunk towards the prior by the positive-part
 James–Stein factor max(0, 1 − (se / gain)²), where gain is their mean advantage
-over equal weights across the inner folds and se its standard error. With few
-inner folds and a noisy gain the factor is 0 and the weights stay equal: fitted
-weights on a dozen samples chase noise (issue 16 measured 0.078 for fitted weights
-against 0.151 for equal ones on a real time course).
+over the prior across the inner folds and se its standard error. With few
+inner folds and a noisy gain the factor is 0 and the weights stay at the prior:
+fitted weights on a dozen samples chase noise (issue 16 measured 0.078 for fitted
+weights against 0.151 for equal ones on a real time course).
 
 The final ensemble (fitted on every sample, what `gexp predict` uses) follows the rule that
-the cross-validation scored: weights from nested CV only where nested CV ran inside every
-outer training fold; otherwise equal weights, in every fold and in the final model alike
-(train.py applies it). Weights are exact millionths summing to one, written as they are used.
+the cross-validation scored: weights chosen by cross-validation inside its training samples
+only where nested CV ran inside every outer training fold; otherwise the prior, in every
+fold and in the final model alike (train.py applies it). Its training samples are all the
+samples, and the outer folds are a cross-validation of them, so the final weights come from
+the members' outer out-of-fold predictions (the same rule, no refits). Weights are exact
+millionths summing to one, written as they are used.
 
 A saved ensemble holds its weights; its members are the models saved beside it in
 the same model folder (store.py loads them), so nothing is stored twice.
@@ -39,15 +50,25 @@ import scipy.sparse as sp
 
 from ..errors import GexpError
 from ..evaluation.cv import make_folds
-from ..evaluation.metrics import rowwise_pearson
 from .base import Context, Model, fits_in_memory
 
 log = logging.getLogger("gexp")
 
-MEMBERS = ("mixture_window", "ridge", "nearest")
+MEMBERS = ("mixture_window", "ridge", "nearest")  # a third each before any evidence
+EVIDENCE_MEMBERS = ("gene_score", "locus_net")  # weight zero unless nested CV raises it
+ALL_MEMBERS = MEMBERS + EVIDENCE_MEMBERS
 INNER_FOLDS = 3
 GRID_STEP = 0.1
 WEIGHT_UNITS = 1_000_000  # weights are whole millionths: six decimals that sum to one
+
+
+def prior_weights(members: tuple[str, ...]) -> np.ndarray:
+    """Equal weights over the members of MEMBERS present, zero for the evidence members (equal
+    over all when none of MEMBERS is present)."""
+    core = np.array([m in MEMBERS for m in members], dtype=float)
+    if not core.any():
+        core[:] = 1.0
+    return core / core.sum()
 
 
 def feasible_members(shape: tuple[int, int], members: tuple[str, ...] = MEMBERS) -> list[str]:
@@ -91,17 +112,22 @@ class EnsembleModel(Model):
         """Weights from nested CV inside these (training) samples, shrunk towards equal."""
         inner = _inner_predictions(self.members, x, y, ctx)
         if isinstance(inner, str):
-            self.set_equal(inner)
+            self.set_prior(inner)
         else:
-            preds, fold_of = inner
-            weights, self.inner = shrunk_weights(preds, y, fold_of)
-            self.weights = quantised(weights)
+            self.weights_from(*inner, y)
         log.debug("ensemble weights %s: %s", named(self.members, self.weights), self.inner)
         return self.weights
 
-    def set_equal(self, note: str) -> np.ndarray:
-        """Equal weights (in millionths), and why nested CV did not choose them."""
-        self.weights = quantised(np.full(len(self.members), 1.0 / len(self.members)))
+    def weights_from(self, preds: list[np.ndarray], fold_of: np.ndarray, y: np.ndarray):
+        """Weights from the members' out-of-fold predictions of these samples (`preds`, in
+        the order of self.members) under the folds `fold_of`, shrunk towards the prior."""
+        weights, self.inner = shrunk_weights(preds, y, fold_of, prior_weights(self.members))
+        self.weights = quantised(weights)
+        return self.weights
+
+    def set_prior(self, note: str) -> np.ndarray:
+        """The prior weights (in millionths), and why nested CV did not choose them."""
+        self.weights = quantised(prior_weights(self.members))
         self.inner = {"folds": 0, "note": note}
         return self.weights
 
@@ -141,7 +167,7 @@ def _inner_predictions(
     The inner folds follow the outer CV's rule. When the outer folds held out whole groups
     but these samples' groups are too few to do so, shuffled inner folds would put samples
     of one group (pseudo-replicates, donors of one cell type) on both sides and choose
-    weights for another question (nearest wins it), so the weights stay equal instead.
+    weights for another question (nearest wins it), so the weights stay at the prior instead.
     """
     from . import create
 
@@ -154,6 +180,7 @@ def _inner_predictions(
         return f"too few samples ({len(y)}) for nested CV"
     if ctx.grouped and how.startswith("shuffled"):
         return f"too few groups ({len(set(groups))}) for nested CV by whole groups"
+    log.debug("ensemble: nested CV, %s", how)
     preds = [np.zeros_like(y) for _ in members]
     for k in np.unique(fold_of):
         tr, te = fold_of != k, fold_of == k
@@ -175,21 +202,21 @@ def simplex_grid(n: int, step: float = GRID_STEP) -> np.ndarray:
 
 
 def shrunk_weights(
-    preds: list[np.ndarray], y: np.ndarray, fold_of: np.ndarray
+    preds: list[np.ndarray], y: np.ndarray, fold_of: np.ndarray, prior: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict]:
-    """Equal weights moved towards the best grid weights by the James–Stein factor of the
-    best weights' gain over equal weights across folds (per-gene r across samples)."""
+    """The prior weights (default: equal) moved towards the best grid weights by the
+    James–Stein factor of the best weights' gain over the prior across folds (per-gene r
+    across samples)."""
     n = len(preds)
-    equal = np.full(n, 1.0 / n)
-    grid = np.vstack([equal, simplex_grid(n)])
+    prior = np.full(n, 1.0 / n) if prior is None else np.asarray(prior, dtype=float)
+    grid = np.vstack([prior, simplex_grid(n)])
     folds = np.unique(fold_of)
     scores = np.empty((len(grid), len(folds)))
     for j, k in enumerate(folds):
         rows = fold_of == k
-        stacked = np.stack([p[rows] for p in preds])  # members × samples × genes
-        for g, w in enumerate(grid):
-            r = rowwise_pearson(np.tensordot(w, stacked, axes=1).T, y[rows].T)
-            scores[g, j] = np.nanmean(r) if np.isfinite(r).any() else np.nan
+        r = grid_pearson(grid, np.stack([p[rows] for p in preds]), y[rows])
+        with np.errstate(invalid="ignore"):
+            scores[:, j] = np.where(np.isfinite(r).any(axis=1), np.nanmean(r, axis=1), np.nan)
     mean = np.nanmean(scores, axis=1)
     best = int(np.nanargmax(mean)) if np.isfinite(mean).any() else 0
     gain = scores[best] - scores[0]
@@ -199,12 +226,31 @@ def shrunk_weights(
     if gain.size > 1 and gain.mean() > 0:
         se = float(gain.std(ddof=1) / np.sqrt(gain.size))
         factor = max(0.0, 1.0 - (se / gain.mean()) ** 2)
-    weights = equal + factor * (grid[best] - equal)
+    weights = prior + factor * (grid[best] - prior)
     evidence = {
         "folds": int(len(folds)),
         "best_grid_weights": [round(float(w), 3) for w in grid[best]],
-        "gain_over_equal": float(gain.mean()) if gain.size else float("nan"),
+        "gain_over_prior": float(gain.mean()) if gain.size else float("nan"),
         "gain_se": se,
         "shrinkage_factor": float(factor),
     }
     return weights, evidence
+
+
+def grid_pearson(grid: np.ndarray, stacked: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-gene r across samples of every weighting in grid (weightings × genes), from each
+    gene's covariances of members and expression (members × samples × genes in stacked), as
+    rowwise_pearson scores the weighted predictions themselves, for a thousand weightings
+    at once: NaN where a gene is constant, 0 where a weighting's prediction is."""
+    p = stacked - stacked.mean(axis=1, keepdims=True)
+    t = y - y.mean(axis=0)
+    cross = np.einsum("msg,sg->mg", p, t)
+    cov = np.einsum("asg,bsg->abg", p, p).reshape(len(p) ** 2, -1)
+    pairs = np.einsum("ka,kb->kab", grid, grid).reshape(len(grid), -1)
+    sa = np.sqrt(np.maximum(pairs @ cov, 0.0))
+    sb = np.sqrt((t * t).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (grid @ cross) / (sa * sb)
+    r[(sa <= 1e-12) & (sb > 1e-12)] = 0.0
+    r[:, sb <= 1e-12] = np.nan
+    return r

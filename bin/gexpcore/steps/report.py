@@ -409,9 +409,10 @@ SEVERAL_GROUPS = (
 CHOSEN = {
     "fixed before training": (
         "The default was fixed before training (the ensemble of mixture_window, ridge and "
-        "nearest; its weights come from nested cross-validation inside each training fold, or "
-        "stay equal where that cannot run in every fold), so "
-        "its held-out score is not flattered by the choice."
+        "nearest at a third each, with gene_score and locus_net, when trained, at zero; "
+        "nested cross-validation inside each training fold may move the weights, shrunk "
+        "back towards those where its evidence is weak, and they stay there where it cannot "
+        "run in every fold), so its held-out score is not flattered by the choice."
     ),
     "best held-out score": (
         "The default is the model with the best held-out score, so that score is somewhat "

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import GexpError
 from ..files import atomic_write
 from ..io.tenx import GENE_EXPRESSION, PEAKS, FeatureMatrix, write_10x_h5
 
@@ -67,6 +68,12 @@ def simulate_multiome(
 ) -> Path:
     """Write the experiment: genes.gtf.gz, chrom.sizes, samplesheet.csv, and per library
     lib<k>/ with its h5, fragments, cell table and truth; returns the samplesheet."""
+    slots = len(range(50_000, CHROM_SIZE - 50_000, 1000))
+    if genes > slots:
+        raise GexpError(
+            f"--genes {genes}: the multiome simulation places TSSs 1 kb apart on "
+            f"{CHROM_SIZE // 1_000_000} Mb, so it holds at most {slots} genes"
+        )
     rng = np.random.default_rng(seed)
     out = Path(outdir)
     chroms = ["chr1", "chr2"]

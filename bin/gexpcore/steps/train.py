@@ -35,8 +35,7 @@ from ..files import atomic_write, remove_stale_temporaries
 from ..lock import folder_lock
 from ..models import NAMES, create
 from ..models.base import Context, Model, accessibility_digest, accessibility_features
-from ..models.ensemble import MEMBERS as ENSEMBLE_MEMBERS
-from ..models.ensemble import EnsembleModel, feasible_members, named
+from ..models.ensemble import ALL_MEMBERS, MEMBERS, EnsembleModel, feasible_members, named
 from ..models.store import model_files, save_model
 from .dataset import load_dataset
 from .options import positive_int
@@ -45,9 +44,9 @@ log = logging.getLogger("gexp")
 
 # seed_mlp, the proof of concept's network, is opt-in (`--models ...,seed_mlp`): it scores below
 # ridge on real data, and its 1,000 epochs on the CPU were most of the demo's training time.
-# locus_net, the network shared by all genes, is opt-in too until real cohorts show it earns a
-# place (benchmarks/real.md).
-DEFAULT_MODELS = tuple(name for name in NAMES if name not in ("seed_mlp", "locus_net"))
+# locus_net, the network shared by all genes, trains by default as a member of the ensemble at
+# a prior weight of zero: only nested CV's evidence gives it a say (models/ensemble.py).
+DEFAULT_MODELS = tuple(name for name in NAMES if name != "seed_mlp")
 TORCH_MODELS = ("seed_mlp", "locus_net")  # torch is imported only when one of these trains
 
 
@@ -83,6 +82,11 @@ def _torch_setup(models: list[str], device: str) -> str:
     if not any(name in TORCH_MODELS for name in models):
         if device == "cuda":
             resolve_device(device)  # a GPU asked for by name must exist, used or not
+            log.warning(
+                "--device cuda: none of the models trained (%s) uses torch, so the GPU "
+                "stays idle; locus_net and seed_mlp train on it",
+                ", ".join(models),
+            )
         elif device not in ("auto", "cpu"):
             raise GexpError(f"--device must be auto, cpu or cuda, not '{device}'")
         return "cpu"
@@ -270,11 +274,11 @@ def _fit_final(name: str, grouped: Folds, out: Path, finals: dict, trained: Trai
     """The final fit: every sample trains, with the run's own seed (fold 0's)."""
     everyone = np.ones(len(grouped.y), dtype=bool)
     ctx = grouped.context(0, everyone, out / "work" / name / "final.ckpt")
-    model = _final(name, grouped.x, grouped.y, ctx, out, finals, trained.metrics[name]["folds"])
+    model = _final(name, grouped, ctx, out, finals, trained.metrics[name]["folds"])
     trained.histories[name]["final"] = list(ctx.history)
     if ctx.validation:
         trained.histories[name]["final validation"] = list(ctx.validation)
-    if name in ENSEMBLE_MEMBERS:
+    if name in ALL_MEMBERS:
         finals[name] = model
     if name == "ensemble":
         trained.metrics[name]["weights"] = named(model.members, model.weights)
@@ -283,10 +287,11 @@ def _fit_final(name: str, grouped: Folds, out: Path, finals: dict, trained: Trai
 
 
 def _with_members(models: list[str], shape: tuple[int, int]) -> list[str]:
-    """The ensemble trains after its members: those that fit are added when not asked for."""
+    """The ensemble trains after its members: the three of its prior that fit are added when
+    not asked for (gene_score and locus_net are members only when trained anyway)."""
     if "ensemble" not in models:
         return models
-    members = [m for m in ENSEMBLE_MEMBERS if m in feasible_members(shape)]
+    members = [m for m in MEMBERS if m in feasible_members(shape)]
     added = [m for m in members if m not in models]
     if added:
         log.info("ensemble: also training its member(s) %s", ", ".join(added))
@@ -312,22 +317,25 @@ def _feasible(models: list[str], shape: tuple[int, int], explicit: bool) -> list
     return keep
 
 
-def _final(name: str, x, y, ctx: Context, out: Path, finals: dict, folds: list) -> Model:
-    """The model fitted on every sample and saved; the ensemble reuses its members' final fits
-    and chooses its weights by the rule its cross-validation scored (_ensemble_weights)."""
+def _final(name: str, grouped: Folds, ctx: Context, out: Path, finals: dict, folds: list) -> Model:
+    """The model fitted on every sample and saved. The ensemble reuses its members' final fits
+    and chooses its weights by the rule its cross-validation scored (ensemble_weights): by
+    cross-validation inside its training samples, which for the final model are all samples,
+    so from the members' outer out-of-fold predictions."""
     if name == "ensemble":
         model = EnsembleModel(members(finals))
         if nested_in_every_fold([fold["inner_cv"] for fold in folds]):
-            model.choose_weights(x, y, ctx)
+            oof = [grouped.oof[m] for m in model.members]
+            model.weights_from(oof, grouped.fold_of, grouped.y)
         else:
-            model.set_equal(
-                "equal weights, as in every cross-validation fold: nested CV could not run "
+            model.set_prior(
+                "prior weights, as in every cross-validation fold: nested CV could not run "
                 "inside every fold's training samples"
             )
         model.attach(finals)
     else:
         model = create(name)
-        model.fit(x, y, ctx)
+        model.fit(grouped.x, grouped.y, ctx)
     save_model(model, out / name)
     return model
 
@@ -338,7 +346,12 @@ def _final_weights(model: EnsembleModel, metrics: dict) -> dict:
     nested = model.inner.get("folds", 0) > 0
     return {
         "weights": named(model.members, model.weights),
-        "rule": "nested CV on all samples, as in every fold" if nested else model.inner["note"],
+        "rule": (
+            "cross-validation on all samples (the outer folds' out-of-fold predictions), as "
+            "nested CV inside every fold's training samples"
+            if nested
+            else model.inner["note"]
+        ),
         "held_out_pearson_across_samples": metrics["pearson_across_samples"],
         "held_out_by": "the same rule in every cross-validation fold",
     }
@@ -394,7 +407,7 @@ def training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
         help=f"comma-separated, from {', '.join(NAMES)} (default: all but the opt-in "
-        "seed_mlp and locus_net; dense ones that cannot fit in memory are then left out). "
+        "seed_mlp; dense ones that cannot fit in memory are then left out). "
         "The default model is ensemble, which also trains its members",
     )
     p.add_argument("--cv", type=positive_int, default=5, help="folds (grouped when possible)")
