@@ -23,6 +23,8 @@ include { GENE_TPM          } from './modules/local/gene_tpm'
 include { PEAK_BINS         } from './modules/local/peak_bins'
 include { DATASET           } from './modules/local/dataset'
 include { TRAIN             } from './modules/local/train'
+include { PREDICT           } from './modules/local/predict'
+include { PREDICTIONS       } from './modules/local/predictions'
 include { REPORT            } from './modules/local/report'
 
 // One row of the validated samplesheet (absolute paths, from `gexp samplesheet`) as a meta map.
@@ -164,9 +166,11 @@ workflow GEXP {
         .filter { row -> row.rna_tpm }
         .map { row -> [ sampleMeta(row), file(row.rna_tpm, checkIfExists: true) ] }
         .mix(ch_pseudobulk_tpm)
+    // A bulk row without RNA is a sample to predict: binned like the rest, kept out of
+    // DATASET and TRAIN, predicted after them (Sample.to_predict in io/samplesheet.py).
     ch_atac = ch_rows
         .filter { row -> row.atac }
-        .map { row -> [ sampleMeta(row), file(row.atac, checkIfExists: true) ] }
+        .map { row -> [ sampleMeta(row) + [ predict: !(row.rna_1 || row.rna_tpm) ], file(row.atac, checkIfExists: true) ] }
         .mix(ch_pseudobulk_peaks)
 
     // The index is built once, and only when some sample has reads; only then is
@@ -204,7 +208,7 @@ workflow GEXP {
 
     DATASET(
         GENE_TPM.out.tpm.map { _meta, tpm -> tpm }.collect(),
-        PEAK_BINS.out.accessibility.map { _meta, acc -> acc }.collect(),
+        PEAK_BINS.out.accessibility.filter { meta, _acc -> !meta.predict }.map { _meta, acc -> acc }.collect(),
         BINS.out.bins,
         REFERENCE.out.genes,
         ch_valid,
@@ -215,6 +219,19 @@ workflow GEXP {
     // Cross-validated models (on a GPU with -profile gpu), then the HTML report.
     TRAIN(DATASET.out.dataset)
     ch_versions = ch_versions.mix(TRAIN.out.versions)
+
+    // Samples with ATAC-seq only: one task each, in parallel, with the trained model; then
+    // one table of them all (neither runs when the samplesheet has none).
+    PREDICT(
+        PEAK_BINS.out.accessibility.filter { meta, _acc -> meta.predict },
+        TRAIN.out.model.first()
+    )
+    ch_versions = ch_versions.mix(PREDICT.out.versions.first())
+    PREDICTIONS(
+        PREDICT.out.prediction.map { _meta, table, _summary -> table }.collect(),
+        PREDICT.out.prediction.map { _meta, _table, summary -> summary }.collect()
+    )
+    ch_versions = ch_versions.mix(PREDICTIONS.out.versions)
 
     // [sample ids, peak files] in one order, sorted by sample for a stable task hash
     ch_peaks = ch_atac

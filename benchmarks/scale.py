@@ -36,11 +36,12 @@ def dataset(n: int, genes: int, work: Path) -> Path:
     """The dataset of an n-sample multiome simulation (built on first use)."""
     groups, donors = DESIGNS[n]
     sim, run = work / f"sim{n}", work / f"run{n}"
-    if not (run / "dataset" / "samples.tsv").is_file():
+    if not (sim / "samplesheet.csv").is_file():  # written last: a finished simulation
         design = ["--groups", str(groups), "--donors", str(donors), "--libraries", "2"]
         timed(
             [*GEXP, "simulate", "--multiome", *design, "--genes", str(genes), "--outdir", str(sim)]
         )
+    if not (run / "dataset" / "samples.tsv").is_file():
         timed([*GEXP, "run", "--input", str(sim / "samplesheet.csv"), "--gtf",
                str(sim / "genes.gtf.gz"), "--chrom-sizes", str(sim / "chrom.sizes"),
                "--outdir", str(run), "--models", "mean"])  # fmt: skip

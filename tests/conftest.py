@@ -93,6 +93,44 @@ def run_result(sim, tmp_path_factory) -> Path:
     return out
 
 
+# Rows with ATAC-seq only, added to the bundled samplesheet: samples to predict (issue 25).
+# Their peaks are two training samples' under new names, so their predictions are not held-out
+# (gexp predict says so); what they test is that they never reach DATASET or TRAIN.
+PREDICT_ROWS = "P001,,,,,peaks/S001.narrowPeak.gz,,\nP002,,,,,peaks/S004.narrowPeak.gz,,\n"
+
+
+def with_samples_to_predict(data: Path) -> Path:
+    """The bundled samplesheet plus PREDICT_ROWS, beside it (its relative paths still hold)."""
+    sheet = data / "samplesheet_predict.csv"
+    sheet.write_text((data / "samplesheet.csv").read_text() + PREDICT_ROWS)
+    return sheet
+
+
+def bundled_run(data: Path, sheet: Path, outdir: Path) -> Path:
+    """`gexp run` on the bundled cohort with the test profile's settings."""
+    proc = run_gexp(
+        "run",
+        "--input", sheet,
+        "--transcriptome", data / "reference" / "transcripts.fa.gz",
+        "--gtf", data / "reference" / "genes.gtf.gz",
+        "--chrom-sizes", data / "reference" / "chrom.sizes",
+        "--mlp-epochs", 100,  # conf/test.config's mlp_epochs
+        "--outdir", outdir,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def gexp_predict_run(tmp_path_factory) -> Path:
+    """gexp_test_run's cohort and settings with two samples to predict: what `-profile test
+    --input samplesheet_predict.csv` must reproduce byte for byte."""
+    from pipeline import copy_test_data
+
+    data = copy_test_data(tmp_path_factory.mktemp("gexp-predict-run") / "data")
+    return bundled_run(data, with_samples_to_predict(data), data.parent / "results")
+
+
 @pytest.fixture(scope="session")
 def gexp_test_run(tmp_path_factory) -> Path:
     """`gexp run` on the bundled cohort with the test profile's settings: what every real
@@ -101,17 +139,7 @@ def gexp_test_run(tmp_path_factory) -> Path:
 
     base = tmp_path_factory.mktemp("gexp-test-run")
     data = copy_test_data(base / "data")
-    proc = run_gexp(
-        "run",
-        "--input", data / "samplesheet.csv",
-        "--transcriptome", data / "reference" / "transcripts.fa.gz",
-        "--gtf", data / "reference" / "genes.gtf.gz",
-        "--chrom-sizes", data / "reference" / "chrom.sizes",
-        "--mlp-epochs", 100,  # conf/test.config's mlp_epochs
-        "--outdir", base / "results",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return base / "results"
+    return bundled_run(data, data / "samplesheet.csv", base / "results")
 
 
 @pytest.fixture(scope="session")

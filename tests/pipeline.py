@@ -39,6 +39,9 @@ DATA_OUTPUTS = (
     "model/history.json",
     "model/*/model.npz",
     "model/*/model.json",
+    "model/intervals.tsv",
+    "model/similarity.npz",
+    "predictions/",
 )
 
 

@@ -263,14 +263,18 @@ def test_published_files_are_where_gexp_run_writes_them(proc, run_result, reques
     if rule is None:
         return
     folder, strip = rule
-    # PSEUDOBULK runs on multiome libraries, which the bulk simulation has none of
+    # PSEUDOBULK runs on multiome libraries, which the bulk simulation has none of; PREDICT and
+    # PREDICTIONS on samples with ATAC-seq only, which it has none of either
     multiome = proc.name == "PSEUDOBULK"
+    predicts = proc.name in ("PREDICT", "PREDICTIONS")
     if multiome:
         run_result = request.getfixturevalue("gexp_multiome_run")
+    if predicts:
+        run_result = request.getfixturevalue("gexp_predict_run")
     for out in proc.output_paths():
         if out == "versions.yml":
             continue
-        meta_id = "lib1" if multiome else "S001"
+        meta_id = "lib1" if multiome else "P001" if predicts else "S001"
         relative = out.replace("${prefix}", meta_id).replace("${meta.id}", meta_id)
         if strip and relative.startswith(strip):
             relative = relative[len(strip) :]

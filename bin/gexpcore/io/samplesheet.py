@@ -75,6 +75,12 @@ class Sample:
     def has_rna(self) -> bool:
         return bool(self.rna_1 or self.rna_tpm)
 
+    @property
+    def to_predict(self) -> bool:
+        """A bulk row with ATAC-seq and no RNA: predicted by the trained model, never trained
+        on (pseudobulk rows read back from a library's samplesheet always have RNA)."""
+        return not self.is_multiome and not self.has_rna
+
 
 def is_remote(source: str) -> bool:
     return bool(REMOTE.match(source))
@@ -113,10 +119,9 @@ def _number(value: str, column: str, where: str) -> float | None:
     return number
 
 
-def read_samplesheet(
-    path: str | Path, require_rna: bool = True, base_dir: str | Path | None = None
-) -> list[Sample]:
-    """Parse and validate; every problem names the samplesheet line.
+def read_samplesheet(path: str | Path, base_dir: str | Path | None = None) -> list[Sample]:
+    """Parse and validate; every problem names the samplesheet line. A bulk row with atac
+    and no RNA column filled is a sample to predict (Sample.to_predict).
 
     `base_dir` is where relative paths resolve (default: the samplesheet's folder);
     Nextflow passes the folder of the samplesheet the user gave, not of its staged copy.
@@ -144,9 +149,6 @@ def read_samplesheet(
         )
     if "atac" not in header and not multiome:
         raise GexpError(f"samplesheet {path}: missing required column 'atac'")
-    has_rna = "rna_1" in header or "rna_tpm" in header
-    if not has_rna and not multiome and require_rna:
-        raise GexpError(f"samplesheet {path}: needs an 'rna_1' or 'rna_tpm' column")
 
     if base_dir and URI.match(str(base_dir)):
         base: Path | str = str(base_dir).rstrip("/")
@@ -203,8 +205,6 @@ def read_samplesheet(
             )
         if sample.rna_1 and sample.rna_tpm:
             raise GexpError(f"{where}: give either rna_1/rna_2 FASTQ or rna_tpm, not both")
-        if require_rna and not sample.has_rna:
-            raise GexpError(f"{where}: needs rna_1 (FASTQ) or rna_tpm (quantification)")
         samples.append(sample)
     if not samples:
         raise GexpError(f"samplesheet {path}: no samples")

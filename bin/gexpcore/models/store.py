@@ -89,6 +89,9 @@ def load_model(folder: str | Path, digests: dict[str, str] | None = None) -> Mod
     return model
 
 
+RELIABILITY = ("intervals.tsv", "similarity.npz", "per_gene_r.tsv")  # read by predict
+
+
 def model_files(folder: Path) -> dict[str, str]:
     """Every file of a finished model folder (bins, genes, each model's arrays and settings)
     with its SHA-256, for model_info.json: predict refuses a folder whose files changed."""
@@ -97,6 +100,7 @@ def model_files(folder: Path) -> dict[str, str]:
         str(p.relative_to(folder)) for p in folder.glob(f"*/{SETTINGS}") if p.parent.name in NAMES
     )
     names += [str(Path(n).parent / ARRAYS) for n in names[2:]]
+    names += [n for n in RELIABILITY if (folder / n).is_file()]
     return {name: sha256_file(folder / name) for name in sorted(names)}
 
 

@@ -43,7 +43,8 @@ COMMANDS = {
     "pseudobulk": Command("pseudobulk", "pseudobulk samples from one single-cell multiome library"),
     "dataset": Command("dataset", "merge samples into training matrices + qc.json"),
     "train": Command("train", "cross-validate and fit the models"),
-    "predict": Command("predict", "expression for a sample with ATAC-seq only"),
+    "predict": Command("predict", "expression for samples with ATAC-seq only, with reliability"),
+    "predictions": Command("predictions", "merge predicted samples into one table"),
     "report": Command("report", "HTML report and MultiQC files for a run folder"),
     "run": Command("run", "all steps for every sample on this machine"),
 }

@@ -119,7 +119,7 @@ def sample_table(
         samplesheets = [samplesheets]
     info: dict[str, dict[str, str]] = {}
     for sheet in samplesheets:
-        for s in read_samplesheet(sheet, require_rna=False):
+        for s in read_samplesheet(sheet):
             info[s.sample] = {"group": s.group, "donor": s.donor}
     for path in pseudobulk or []:
         table = pd.read_csv(

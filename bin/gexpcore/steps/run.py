@@ -2,7 +2,10 @@
 
 REFERENCE, BINS and KALLISTO_INDEX run once; PSEUDOBULK runs per multiome library
 and turns it into samples; KALLISTO_QUANT, GENE_TPM and PEAK_BINS run per sample,
-several samples at a time; DATASET merges them. Each
+several samples at a time; DATASET merges the paired ones and TRAIN fits the models.
+Samples with ATAC-seq only (rows without RNA) are binned like the rest, never enter
+DATASET or TRAIN, and are predicted after it (PREDICT per sample, PREDICTIONS merging
+them into predictions/predicted_tpm.tsv). Each
 step writes atomically and records what it was run on (resume.py), so rerunning
 the same command after an interruption redoes only what is missing or stale.
 """
@@ -65,6 +68,8 @@ STEPS = [
     "PEAK_BINS",
     "DATASET",
     "TRAIN",
+    "PREDICT",
+    "PREDICTIONS",
     "REPORT",
 ]
 
@@ -88,6 +93,7 @@ class RunParams:
     min_cells: int = MIN_CELLS
     pseudobulk_replicates: int = 1
     training: TrainSettings = field(default_factory=TrainSettings)
+    predict_model: str | None = None  # which model predicts ATAC-only samples (None: default)
 
 
 class Runner:
@@ -121,6 +127,7 @@ class Runner:
         check_local_inputs(samples)  # remote ones are checked by fetching them
         require_transcriptome(samples, self.p.transcriptome)
         check_sample_names(samples, self.p)
+        check_something_to_train(samples, self.p)
         with folder_lock(self.out, "gexp run"):
             # model/ has a lock of its own (gexp train's): its temporaries are swept under it.
             _sweep(self.out, skip=("model",))
@@ -182,8 +189,9 @@ class Runner:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
-        expression = [str(self.gene_tpm_path(s)) for s in samples]
-        accessibility = [str(self.accessibility_path(s)) for s in samples]
+        paired = [s for s in samples if not s.to_predict]
+        expression = [str(self.gene_tpm_path(s)) for s in paired]
+        accessibility = [str(self.accessibility_path(s)) for s in paired]
         # each library's table, written by its pseudobulk step above
         folder = self.out / "pseudobulk"
         tables = sorted(str(folder / f"{lib}.samples.tsv") for lib in self.libraries)
@@ -201,12 +209,12 @@ class Runner:
                 pseudobulk=tables,
             ),  # fmt: skip
         )
-        self.train_and_report()
+        self.train_and_report([s for s in samples if s.to_predict])
         write_pipeline_info(self.out, {k: str(v) for k, v in vars(p).items()})
         log.info("run complete: %s", self.out)
         return self.out
 
-    def train_and_report(self) -> None:
+    def train_and_report(self, to_predict: list[Sample]) -> None:
         from ..evaluation.cv import MIN_FOLD
         from .report import write_report
 
@@ -215,9 +223,12 @@ class Runner:
         if n_samples < 2 * MIN_FOLD:
             log.warning(
                 "training skipped: cross-validation needs at least %d samples, the "
-                "dataset has %d; the report shows QC only",
+                "dataset has %d; the report shows QC only%s",
                 2 * MIN_FOLD,
                 n_samples,
+                f", and the {len(to_predict)} sample(s) with ATAC-seq only are not predicted"
+                if to_predict
+                else "",
             )
             self.step(
                 "report",
@@ -234,9 +245,10 @@ class Runner:
             [model / "metrics.json", model / "model_info.json"],
             lambda: self._train(ds, model, settings),
         )
+        self.predict(to_predict, model)
         self.step(
             "report",
-            fingerprint(ds / "qc.json", model / "metrics.json"),
+            fingerprint(ds / "qc.json", model / "metrics.json", *self.predicted(to_predict)),
             [self.out / "report.html"],
             lambda: write_report(self.out),
         )
@@ -248,6 +260,43 @@ class Runner:
         with folder_lock(model, "gexp run"):
             _sweep(model)
             train_models(ds, model, **settings, threads=self.p.threads, peak_mode=self.p.peak_mode)
+
+    def predicted(self, to_predict: list[Sample]) -> list[Path]:
+        folder = self.out / "predictions"
+        if not to_predict:
+            return []
+        return [folder / "predicted_tpm.tsv", folder / "similarity.tsv"]
+
+    def predict(self, to_predict: list[Sample], model: Path) -> None:
+        """PREDICT each sample with ATAC-seq only (the default model, or --predict-model),
+        then PREDICTIONS: one table of them all."""
+        from .predict import load_predictor, predict_sample, write_sample
+        from .predictions import merge_predictions
+
+        self.record("predict")
+        folder, name = self.out / "predictions", self.p.predict_model
+        tables, predictor = [], None
+        for s in to_predict:
+            acc = self.accessibility_path(s)
+            table = folder / f"{s.sample}.predicted_tpm.tsv"
+            tables.append(table)
+
+            def action(s=s, acc=acc) -> None:
+                nonlocal predictor
+                predictor = predictor or load_predictor(model, name)  # loaded once, if needed
+                write_sample(*predict_sample(predictor, acc, s.sample), folder)
+
+            key = fingerprint(acc, model / "model_info.json", model=name or "")
+            outputs = [table, folder / f"{s.sample}.prediction.json"]
+            self.step(f"predict.{s.sample}", key, outputs, action)
+        self.record("predictions")
+        if tables:
+            self.step(
+                "predictions",
+                fingerprint(*tables),
+                self.predicted(to_predict),
+                lambda: merge_predictions(tables, folder),
+            )
 
     def pseudobulk(self, samples: list[Sample], bins_path: Path) -> list[Sample]:
         """The samples with each multiome library replaced by its pseudobulk samples."""
@@ -301,6 +350,9 @@ class Runner:
 
     def sample(self, s: Sample, index: Path, tx2gene, genes, bins_path: Path, threads: int) -> None:
         p = self.p
+        if s.to_predict:  # ATAC-seq only: binned, and predicted after training
+            self.peak_bins(s, bins_path)
+            return
         quant = Path(s.rna_tpm) if s.rna_tpm else self.out / "kallisto" / s.sample / "abundance.tsv"
         if s.rna_1:
             flen = s.fragment_length or p.fragment_length
@@ -326,7 +378,10 @@ class Runner:
             lambda: write_gene_tpm(gene_tpm(quant, tx2gene, genes, s.sample), tpm_out),
         )
 
-        acc_out = self.accessibility_path(s)
+        self.peak_bins(s, bins_path)
+
+    def peak_bins(self, s: Sample, bins_path: Path) -> None:
+        p, acc_out = self.p, self.accessibility_path(s)
 
         def peak_bins() -> None:
             if is_bam(s.atac):
@@ -340,6 +395,22 @@ class Runner:
             fingerprint(s.atac, bins_path, p.chrom_sizes, mode=p.peak_mode, min_score=p.min_score),
             [acc_out],
             peak_bins,
+        )
+
+
+def check_something_to_train(samples: list[Sample], p: RunParams) -> None:
+    """Samples to predict need paired ones to train on; and --predict-model must be a model."""
+    from ..models import NAMES
+
+    if all(s.to_predict for s in samples):
+        raise GexpError(
+            f"samplesheet {p.input}: every row is ATAC-seq only (no rna_1 or rna_tpm), so "
+            "there is nothing to train on; add paired samples, or predict these from a trained "
+            "model with `gexp predict --model DIR --atac FILE ...`"
+        )
+    if p.predict_model and p.predict_model not in NAMES:
+        raise GexpError(
+            f"--predict-model '{p.predict_model}': unknown model; choose from {', '.join(NAMES)}"
         )
 
 
@@ -429,6 +500,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pseudobulk_options(p, "--pseudobulk-replicates")
     network_options(p)
     training_options(p)
+    p.add_argument(
+        "--predict-model",
+        help="the model that predicts samples with ATAC-seq only (default: the default model, "
+        "ensemble)",
+    )
 
 
 def run(a: argparse.Namespace) -> None:
@@ -450,5 +526,6 @@ def run(a: argparse.Namespace) -> None:
         min_cells=a.min_cells,
         pseudobulk_replicates=a.pseudobulk_replicates,
         training=train_settings(a),
+        predict_model=a.predict_model,
     )
     Runner(params, fetcher=fetcher(a)).run()

@@ -31,6 +31,7 @@ from ..errors import GexpError
 from ..evaluation.crossval import Folds, evaluate, evaluate_by_donor, members, nested_in_every_fold
 from ..evaluation.cv import donor_folds, make_folds
 from ..evaluation.default import compare_default
+from ..evaluation.reliability import write_reliability
 from ..files import atomic_write, remove_stale_temporaries
 from ..lock import folder_lock
 from ..models import NAMES, create
@@ -180,6 +181,9 @@ def train_models(
         **({"ensemble": trained.final_weights} if trained.final_weights else {}),
     }
     info["training_samples"] = digests  # sample → accessibility_digest, for predict's warning
+    info |= write_reliability(
+        out, x, y, fold_of, grouped.oof, genes["gene_id"], samples["sample"].tolist()
+    )
     info["default_model"], info["default_chosen_by"] = compare_default(
         trained.metrics, grouped.oof, y, fold_of, seed
     )
