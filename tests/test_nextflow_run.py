@@ -10,6 +10,7 @@ import gzip
 import json
 
 import pytest
+from conftest import with_samples_to_predict
 from pipeline import (
     assert_ok,
     assert_same_data_outputs,
@@ -112,3 +113,18 @@ def test_multiqc_shows_every_sample_of_the_nextflow_run(launch, tmp_path):
 
     samples = [f"S00{i}" for i in range(1, 7)]
     assert_multiqc_shows_every_sample(launch["base"] / "results", tmp_path / "mqc", samples)
+
+
+def test_samples_to_predict_go_through_predict_as_in_gexp_run(gexp_predict_run, tmp_path):
+    """Two rows with ATAC-seq only: PEAK_BINS bins them, DATASET and TRAIN never see them,
+    PREDICT predicts each (one task per sample) and PREDICTIONS merges them; every output,
+    predictions/ included, equals `gexp run`'s on the same samplesheet."""
+    data = copy_test_data(tmp_path / "data")
+    sheet = with_samples_to_predict(data)
+    log = assert_ok(
+        run_test_profile(data, tmp_path / "results", tmp_path / "launch", "--input", sheet)
+    )
+    tasks = [task.split(" (")[0].split(":")[-1] for task in submitted(log)]
+    assert tasks.count("PREDICT") == 2 and tasks.count("PREDICTIONS") == 1
+    assert tasks.count("PEAK_BINS") == 8 and tasks.count("GENE_TPM") == 6
+    assert_same_data_outputs(gexp_predict_run, tmp_path / "results")
