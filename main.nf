@@ -242,6 +242,7 @@ workflow GEXP {
         TRAIN.out.model,
         KALLISTO_QUANT.out.results.map { _meta, dir -> dir }.collect().ifEmpty([]),
         ch_valid,
+        PREDICTIONS.out.table.mix(PREDICTIONS.out.similarity).collect().ifEmpty([]),
         ch_peaks
     )
     ch_versions = ch_versions.mix(REPORT.out.versions)

@@ -145,6 +145,7 @@ UNIQUE_NAMES = {
     ("DATASET", "accessibility"): "PEAK_BINS writes <sample id>.tsv.gz; ids are unique",
     ("REPORT", "kallisto"): "KALLISTO_QUANT writes a folder named by the sample id",
     ("DATASET", "pseudobulk"): "PSEUDOBULK writes <library id>.samples.tsv; ids are unique",
+    ("REPORT", "predictions"): "PREDICTIONS' two tables: predicted_tpm.tsv and similarity.tsv",
 }
 
 

@@ -148,3 +148,11 @@ def test_intervals_cover_their_nominal_share_on_held_out_folds(seed):
     wide, narrow = spread > 1.5, spread < 0.4
     inside = np.abs(residuals) <= q * scales
     assert abs(inside[:, wide].mean() - inside[:, narrow].mean()) < 0.1
+
+
+def test_the_report_shows_the_predicted_samples(gexp_predict_run):
+    page = (gexp_predict_run / "report.html").read_text()
+    assert "<h2>Predicted samples</h2>" in page
+    assert "covered" in page and "of held-out observations on this run's own folds" in page
+    assert 'id="predicted_similarity"' in page and 'id="predicted_top_genes"' in page
+    assert "most above the training mean" in page

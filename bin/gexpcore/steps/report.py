@@ -449,6 +449,82 @@ def headline(metrics: dict, default: str | None, chosen_by: str | None = None) -
     )
 
 
+RELIABLE_R = 0.5  # held-out r from which the report calls a gene's prediction reliable
+TOP_GENES = 5
+
+
+def predicted_section(run: Path, model_dir: Path) -> str:
+    """The samples with ATAC-seq only: how like the training samples they are, how well the
+    intervals covered held-out samples, and their genes furthest from the training mean."""
+    folder = run / "predictions"
+    if not (folder / "similarity.tsv").is_file():
+        return ""
+    similarity = pd.read_csv(folder / "similarity.tsv", sep="\t")
+    table = pd.read_csv(folder / "predicted_tpm.tsv", sep="\t", dtype={"gene_id": str})
+    info = json.loads((model_dir / "model_info.json").read_text())
+    name = similarity["model"].iloc[0]
+    interval = info.get("intervals", {}).get(name, {})
+    outside = similarity.loc[similarity["outside_training"].astype(bool), "sample"].tolist()
+    parts = [
+        "<h2>Predicted samples</h2>",
+        f"<p>{len(similarity)} sample(s) with ATAC-seq only, predicted by "
+        f"{html.escape(str(name))} after training (predictions/). Each one's accessibility "
+        "correlation with its nearest training sample is set against the lowest any held-out "
+        "sample had in cross-validation; below it, the predictions lie outside what the "
+        "cross-validation measured."
+        + (f" <strong>Outside: {html.escape(', '.join(outside))}.</strong>" if outside else "")
+        + "</p>",
+        _table(similarity, "predicted_similarity"),
+    ]
+    if interval:
+        by_fold = ", ".join(f"{c:.0%}" for c in interval["coverage_by_fold"])
+        parts.append(
+            f"<p>Each gene's {interval['level']:.0%} interval ({html.escape(interval['method'])}) "
+            f"covered {interval['coverage']:.1%} of held-out observations on this run's own "
+            f"folds ({by_fold}), each fold's intervals built from the other folds.</p>"
+        )
+    top = top_genes(run, table, similarity["sample"].tolist())
+    if top is not None:
+        parts.append(
+            f"<p>Among the genes whose held-out r is at least {RELIABLE_R}, the {TOP_GENES} "
+            "predicted furthest above and below their training mean (log1p TPM difference):"
+            "</p>" + _table(top, "predicted_top_genes")
+        )
+    return "".join(parts)
+
+
+def top_genes(run: Path, table: pd.DataFrame, samples: list[str]) -> pd.DataFrame | None:
+    expression = run / "dataset" / "expression.tsv"
+    if "held_out_r" not in table.columns or not expression.is_file():
+        return None
+    mean = np.log1p(pd.read_csv(expression, sep="\t", index_col=0)).mean(axis=1)
+    reliable = table[table["held_out_r"] >= RELIABLE_R]
+    if reliable.empty:
+        return None
+    change = np.log1p(reliable[samples]).sub(mean.reindex(reliable["gene_id"]).to_numpy(), axis=0)
+    names = reliable["gene_name"].fillna(reliable["gene_id"]).to_numpy()
+    rows = []
+    for sample in samples:
+        values = change[sample].to_numpy()
+        order = np.argsort(values, kind="stable")
+        rows.append(
+            {
+                "sample": sample,
+                "most above the training mean": _genes(
+                    names, values, [i for i in order[::-1][:TOP_GENES] if values[i] > 0]
+                ),
+                "most below": _genes(
+                    names, values, [i for i in order[:TOP_GENES] if values[i] < 0]
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _genes(names: np.ndarray, values: np.ndarray, idx: list) -> str:
+    return ", ".join(f"{names[i]} ({values[i]:+.2f})" for i in idx) or "–"
+
+
 def write_report(
     run: str | Path, out: str | Path | None = None, peaks: dict[str, str] | None = None
 ) -> Path:
@@ -488,6 +564,9 @@ def write_report(
             sections.append(
                 f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="{uri}">'
             )
+        predicted = predicted_section(run, model_dir)
+        if predicted:
+            sections.append(predicted)
     else:
         sections.append("<p>No trained models yet (run <code>gexp train</code>).</p>")
     write_multiqc(run, qc, metrics)

@@ -11,6 +11,8 @@ process REPORT {
     path model      , stageAs: 'run/model'
     path kallisto   , stageAs: 'run/kallisto/*'
     path samplesheet, stageAs: 'run/pipeline_info/samplesheet.local.csv'
+    // PREDICTIONS' tables, when the samplesheet has samples with ATAC-seq only (else none)
+    path predictions, stageAs: 'run/predictions/*'
     // Each sample's peaks, counted for the QC table: a task (in a container, on a cloud
     // node) sees only staged files, never the host paths the samplesheet names.
     tuple val(peak_samples), path(peaks, stageAs: 'peaks/*/*', arity: '1..*')
