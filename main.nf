@@ -123,12 +123,14 @@ workflow GEXP {
     // Each multiome library (a row with multiome_h5, fragments and cells) becomes pseudobulk
     // samples, one task per library, in parallel; they join the bulk samples at GENE_TPM and
     // PEAK_BINS as a gene TPM table and a peak file each.
+    // A library row without multiome_h5 is scATAC-only: its samples have ATAC-seq only and
+    // are predicted (they never reach DATASET).
     ch_libraries = ch_rows
-        .filter { row -> row.multiome_h5 }
+        .filter { row -> row.fragments }
         .map { row ->
             [
-                [ id: row.sample ],
-                file(row.multiome_h5, checkIfExists: true),
+                [ id: row.sample, scatac: !row.multiome_h5 ],
+                row.multiome_h5 ? file(row.multiome_h5, checkIfExists: true) : [],
                 file(row.fragments, checkIfExists: true),
                 file("${row.fragments}.tbi", checkIfExists: true),
                 file(row.cells, checkIfExists: true),
@@ -140,7 +142,7 @@ workflow GEXP {
     // [sample id, meta] of every pseudobulk sample, from its library's samples.tsv. Its id must
     // be new: `gexp run` checks before any work; here, as soon as the library's samples are
     // known (the [ids] wrapper keeps combine from spreading the list).
-    ch_bulk_ids = ch_rows.filter { row -> !row.multiome_h5 }.map { row -> row.sample }.collect().ifEmpty([])
+    ch_bulk_ids = ch_rows.filter { row -> !row.fragments }.map { row -> row.sample }.collect().ifEmpty([])
     ch_pseudobulk_meta = PSEUDOBULK.out.samples
         .map { _meta, table -> table }
         .splitCsv(header: true, sep: '\t')
@@ -149,10 +151,12 @@ workflow GEXP {
             if (row.sample in bulk) {
                 error "pseudobulk sample ${row.sample} of library ${row.library} has the name of a bulk sample of the samplesheet; rename one"
             }
-            [ row.sample, sampleMeta(row) ]
+            // samples.tsv has no umis column for a scATAC-only library: samples to predict
+            [ row.sample, sampleMeta(row) + [ predict: row.umis == null ] ]
         }
     // its files are named <sample id>.gene_tpm.tsv and <sample id>.narrowPeak.gz
     ch_pseudobulk_tpm = ch_pseudobulk_meta
+        .filter { _id, meta -> !meta.predict }
         .join(PSEUDOBULK.out.tpm.flatten().map { f -> [ f.name - ~/\.gene_tpm\.tsv$/, f ] }, failOnMismatch: true, failOnDuplicate: true)
         .map { _id, meta, tpm -> [ meta, tpm ] }
     ch_pseudobulk_peaks = ch_pseudobulk_meta
@@ -212,7 +216,7 @@ workflow GEXP {
         BINS.out.bins,
         REFERENCE.out.genes,
         ch_valid,
-        PSEUDOBULK.out.samples.map { _meta, table -> table }.toSortedList { a, b -> a.name <=> b.name }
+        PSEUDOBULK.out.samples.filter { meta, _table -> !meta.scatac }.map { _meta, table -> table }.toSortedList { a, b -> a.name <=> b.name }
     )
     ch_versions = ch_versions.mix(DATASET.out.versions)
 

@@ -159,3 +159,31 @@ def gexp_multiome_run(tmp_path_factory) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return base / "results"
+
+
+def with_scatac_library(experiment: Path) -> Path:
+    """The bundled multiome samplesheet with lib2 as a scATAC-only library (its h5 left out):
+    lib1 trains, lib2's pseudobulk samples are predicted (issue 25)."""
+    sheet = experiment / "samplesheet_scatac.csv"
+    rows = (experiment / "samplesheet.csv").read_text().splitlines()
+    rows = [r.replace("lib2/filtered_feature_bc_matrix.h5", "") for r in rows]
+    sheet.write_text("\n".join(rows) + "\n")
+    return sheet
+
+
+@pytest.fixture(scope="session")
+def gexp_scatac_run(tmp_path_factory) -> Path:
+    """`gexp run` on the multiome experiment with lib2 scATAC-only (test_multiome's settings)."""
+    from pipeline import copy_test_data
+
+    base = tmp_path_factory.mktemp("gexp-scatac-run")
+    experiment = copy_test_data(base / "data") / "multiome"
+    proc = run_gexp(
+        "run",
+        "--input", with_scatac_library(experiment),
+        "--gtf", experiment / "genes.gtf.gz",
+        "--chrom-sizes", experiment / "chrom.sizes",
+        "--outdir", base / "results",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return base / "results"

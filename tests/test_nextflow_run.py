@@ -10,7 +10,7 @@ import gzip
 import json
 
 import pytest
-from conftest import with_samples_to_predict
+from conftest import with_samples_to_predict, with_scatac_library
 from pipeline import (
     assert_ok,
     assert_same_data_outputs,
@@ -38,7 +38,8 @@ def test_test_profile_completes_every_step(launch):
 
     ran = {task.split(" (")[0].split(":")[-1] for task in submitted(launch["log"])}
     # FETCH runs only for remote entries, which the bundled cohort has none of
-    assert ran == {"PARAMS_CHECK", *STEPS} - {"FETCH", "PSEUDOBULK"}
+    # no remote inputs, multiome libraries or samples to predict in the bundled cohort
+    assert ran == {"PARAMS_CHECK", *STEPS} - {"FETCH", "PSEUDOBULK", "PREDICT", "PREDICTIONS"}
     assert "with Nextflow 24.10.0" in launch["log"]  # the pinned version, in the run log
 
 
@@ -98,7 +99,14 @@ def test_multiome_profile_equals_gexp_run(gexp_multiome_run, tmp_path):
     )
     tasks = [task.split(" (")[0].split(":")[-1] for task in submitted(log)]
     assert tasks.count("PSEUDOBULK") == 2
-    no_reads = {"FETCH", "KALLISTO_INDEX", "FASTQ_CHECK", "KALLISTO_QUANT"}
+    no_reads = {
+        "FETCH",
+        "KALLISTO_INDEX",
+        "FASTQ_CHECK",
+        "KALLISTO_QUANT",
+        "PREDICT",
+        "PREDICTIONS",
+    }
     assert set(tasks) == {"PARAMS_CHECK", *STEPS} - no_reads
     assert tasks.count("PEAK_BINS") == tasks.count("GENE_TPM") == 16
     assert_same_data_outputs(gexp_multiome_run, tmp_path / "results")
@@ -128,3 +136,20 @@ def test_samples_to_predict_go_through_predict_as_in_gexp_run(gexp_predict_run, 
     assert tasks.count("PREDICT") == 2 and tasks.count("PREDICTIONS") == 1
     assert tasks.count("PEAK_BINS") == 8 and tasks.count("GENE_TPM") == 6
     assert_same_data_outputs(gexp_predict_run, tmp_path / "results")
+
+
+def test_a_scatac_only_library_is_predicted_as_in_gexp_run(gexp_scatac_run, tmp_path):
+    """-profile test_multiome with lib2 scATAC-only: PSEUDOBULK makes its samples without RNA,
+    PREDICT predicts each, and every output equals `gexp run`'s."""
+    data = copy_test_data(tmp_path / "data")
+    sheet = with_scatac_library(data / "multiome")
+    log = assert_ok(
+        run_test_profile(
+            data, tmp_path / "results", tmp_path / "launch", "--input", sheet,
+            profile="test_multiome",
+        )
+    )  # fmt: skip
+    tasks = [task.split(" (")[0].split(":")[-1] for task in submitted(log)]
+    assert tasks.count("PREDICT") == tasks.count("GENE_TPM") == 8
+    assert tasks.count("PREDICTIONS") == 1
+    assert_same_data_outputs(gexp_scatac_run, tmp_path / "results")

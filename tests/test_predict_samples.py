@@ -156,3 +156,31 @@ def test_the_report_shows_the_predicted_samples(gexp_predict_run):
     assert "covered" in page and "of held-out observations on this run's own folds" in page
     assert 'id="predicted_similarity"' in page and 'id="predicted_top_genes"' in page
     assert "most above the training mean" in page
+
+
+def test_a_scatac_only_library_is_pseudobulked_and_predicted(gexp_scatac_run):
+    """lib2 without its h5: its pseudobulk samples have ATAC-seq only, never reach DATASET,
+    and are predicted; the report draws its cell types × genes."""
+    table = pd.read_csv(gexp_scatac_run / "pseudobulk" / "lib2.samples.tsv", sep="\t")
+    assert "umis" not in table.columns and (table["fragments"] > 0).all()
+    assert not list((gexp_scatac_run / "pseudobulk").glob("lib2_*.gene_tpm.tsv"))
+    dataset = pd.read_csv(gexp_scatac_run / "dataset" / "samples.tsv", sep="\t")
+    assert set(dataset["library"]) == {"lib1"}
+    similarity = pd.read_csv(gexp_scatac_run / "predictions" / "similarity.tsv", sep="\t")
+    assert similarity["sample"].tolist() == sorted(table["sample"])
+    page = (gexp_scatac_run / "report.html").read_text()
+    assert "<h3>Library lib2 (scATAC-seq only)</h3>" in page
+
+
+def test_a_library_whose_barcodes_are_not_the_fragments_fails_in_one_line(tmp_path):
+    data = copy_test_data(tmp_path / "data") / "multiome"
+    cells = data / "lib2" / "cells.csv"
+    lines = cells.read_text().splitlines()
+    cells.write_text("\n".join([lines[0], *(f"X{ln}" for ln in lines[1:])]) + "\n")
+    from conftest import with_scatac_library
+
+    proc = run_gexp(
+        "run", "--input", with_scatac_library(data), "--gtf", data / "genes.gtf.gz",
+        "--chrom-sizes", data / "chrom.sizes", "--outdir", tmp_path / "out",
+    )  # fmt: skip
+    assert_user_error(proc, "pseudobulk lib2: none of sample", "barcodes those of the fragments")

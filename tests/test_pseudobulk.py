@@ -327,10 +327,11 @@ LIB = "lib1/filtered_feature_bc_matrix.h5,lib1/atac_fragments.tsv.gz,lib1/cells.
         ("sample,atac,multiome_h5,fragments,cells", f"lib1,p.bed,{LIB}", (),
          "a multiome library (multiome_h5, fragments, cells) cannot also have atac"),
         ("sample,multiome_h5,fragments,cells", "lib1,lib1/filtered_feature_bc_matrix.h5,,c.csv",
-         (), "line 2 (sample lib1): a multiome library needs multiome_h5, fragments, cells; "
-         "missing fragments"),
+         (), "line 2 (sample lib1): a single-cell library needs fragments, cells (and "
+         "multiome_h5 for RNA); missing fragments"),
         ("sample,multiome_h5,fragments", "lib1,lib1/filtered_feature_bc_matrix.h5,x.tsv.gz",
-         (), "multiome libraries need columns multiome_h5, fragments, cells; missing cells"),
+         (), "single-cell libraries need columns fragments, cells (and multiome_h5 for a "
+         "multiome one); missing cells"),
         ("sample,multiome_h5,fragments,cells", f"lib1,{LIB.replace('.gz', '')}", (),
          "must be bgzipped (.tsv.gz) with a tabix index (.tbi) beside it"),
         ("sample,multiome_h5,fragments,cells", "lib1,https://x.org/a.h5,f.tsv.gz,c.csv", (),

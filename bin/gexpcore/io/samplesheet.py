@@ -37,8 +37,11 @@ COLUMNS = [
     "cells",
 ]
 # A multiome row is one library (Cell Ranger ARC outputs and the user's cell table) that
-# `gexp pseudobulk` turns into samples; it has these three and none of the bulk inputs.
+# `gexp pseudobulk` turns into samples; it has these three and none of the bulk inputs. A row
+# with fragments and cells but no multiome_h5 is a scATAC-only library: its pseudobulk samples
+# have ATAC-seq only, and are predicted.
 MULTIOME = ("multiome_h5", "fragments", "cells")
+LIBRARY = ("fragments", "cells")  # what every library row needs
 BULK_INPUTS = ("rna_1", "rna_2", "rna_tpm", "atac", "fragment_length", "fragment_sd")
 # provenance: where a row came from (encode-samplesheet); single_end: written by write_validated.
 EXTRA_COLUMNS = ("provenance", "single_end")
@@ -74,6 +77,11 @@ class Sample:
     @property
     def has_rna(self) -> bool:
         return bool(self.rna_1 or self.rna_tpm)
+
+    @property
+    def scatac_only(self) -> bool:
+        """A single-cell ATAC library without RNA: its pseudobulk samples are to predict."""
+        return self.is_multiome and not self.multiome_h5
 
     @property
     def to_predict(self) -> bool:
@@ -140,12 +148,12 @@ def read_samplesheet(path: str | Path, base_dir: str | Path | None = None) -> li
         )
     if "sample" not in header:
         raise GexpError(f"samplesheet {path}: missing required column 'sample'")
-    multiome = all(c in header for c in MULTIOME)
+    multiome = all(c in header for c in LIBRARY)
     if not multiome and any(c in header for c in MULTIOME):
-        absent = ", ".join(c for c in MULTIOME if c not in header)
+        absent = ", ".join(c for c in LIBRARY if c not in header)
         raise GexpError(
-            f"samplesheet {path}: multiome libraries need columns {', '.join(MULTIOME)}; "
-            f"missing {absent}"
+            f"samplesheet {path}: single-cell libraries need columns {', '.join(LIBRARY)} "
+            f"(and multiome_h5 for a multiome one); missing {absent}"
         )
     if "atac" not in header and not multiome:
         raise GexpError(f"samplesheet {path}: missing required column 'atac'")
@@ -212,11 +220,13 @@ def read_samplesheet(path: str | Path, base_dir: str | Path | None = None) -> li
 
 
 def _check_multiome(sample: Sample, values: dict[str, str], where: str) -> None:
-    """A library row: all three multiome inputs, local or in object storage, and nothing else."""
-    absent = [c for c in MULTIOME if not values.get(c)]
+    """A library row: fragments and cells (and multiome_h5 unless it is scATAC-only), local or
+    in object storage, and nothing else."""
+    absent = [c for c in LIBRARY if not values.get(c)]
     if absent:
         raise GexpError(
-            f"{where}: a multiome library needs {', '.join(MULTIOME)}; missing {', '.join(absent)}"
+            f"{where}: a single-cell library needs {', '.join(LIBRARY)} (and multiome_h5 "
+            f"for RNA); missing {', '.join(absent)}"
         )
     mixed = [c for c in BULK_INPUTS if values.get(c)]
     if mixed:
@@ -230,7 +240,7 @@ def _check_multiome(sample: Sample, values: dict[str, str], where: str) -> None:
                 f"{where}: {column} of a multiome library comes from its cell table "
                 f"(barcode,group[,donor]); leave the samplesheet's {column} empty"
             )
-    for column in MULTIOME:
+    for column in (c for c in MULTIOME if values.get(c)):
         if is_remote(values[column]):
             raise GexpError(
                 f"{where}: {column} '{values[column]}' is a download; multiome inputs must be "
@@ -282,7 +292,7 @@ def write_validated(samples: list[Sample], out: str | Path) -> None:
         donors = any(s.donor for s in samples)
         columns = [
             c for c in COLUMNS if (c != "donor" or donors) and (c not in MULTIOME or multiome)
-        ]
+        ]  # multiome_h5 stays, empty for a scATAC-only library
         writer.writerow([*columns, "single_end"])
         for s in samples:
             row = dict(

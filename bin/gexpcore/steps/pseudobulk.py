@@ -64,8 +64,9 @@ class PseudobulkSample:
     barcodes: list[str]
 
 
-def read_cells(path: str | Path, known: set[str]) -> pd.DataFrame:
-    """The cell table, checked: columns barcode, group[, donor]; every barcode in the h5."""
+def read_cells(path: str | Path, known: set[str] | None) -> pd.DataFrame:
+    """The cell table, checked: columns barcode, group[, donor]; every barcode in the h5 (when
+    there is one: a scATAC-only library's barcodes are checked against its fragments)."""
     path = require_file(path, "cell table")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -82,7 +83,7 @@ def read_cells(path: str | Path, known: set[str]) -> pd.DataFrame:
     for i, row in enumerate(table.itertuples(index=False), start=2):
         if not row.barcode or not row.group:
             raise GexpError(f"cell table {path}, line {i}: empty barcode or group")
-        if row.barcode not in known:
+        if known is not None and row.barcode not in known:
             raise GexpError(
                 f"cell table {path}, line {i}: barcode {row.barcode} is not a cell of the "
                 "library's h5 (barcodes as Cell Ranger writes them, e.g. AAACAGCCAAACTCAT-1)"
@@ -334,9 +335,12 @@ def check_library(
     are found, before any work starts. The fragments' index is checked with the other files."""
     from ..io.tenx import read_10x_barcodes
 
-    barcodes, genomes = read_10x_barcodes(h5)
-    _check_genome(h5, genomes, genome)
-    table = read_cells(cells, set(barcodes))
+    if h5:
+        barcodes, genomes = read_10x_barcodes(h5)
+        _check_genome(h5, genomes, genome)
+        table = read_cells(cells, set(barcodes))
+    else:  # scATAC-only: no h5 to check against
+        table = read_cells(cells, None)
     samples = pseudobulk_samples(table, library, min_cells, replicates, warn=False)
     return [s.sample for s in samples]
 
@@ -355,44 +359,60 @@ def pseudobulk(
     seed: int = 0,
     genome: str | None = None,
 ) -> pd.DataFrame:
-    """Write one library's pseudobulk samples under outdir; returns their QC table."""
+    """Write one library's pseudobulk samples under outdir; returns their QC table. Without an
+    h5 (a scATAC-only library) the samples have ATAC-seq only: samples to predict."""
     outdir = Path(outdir)
-    matrix = read_10x_h5(h5)
-    _check_genome(h5, matrix.genomes, genome)
-    table = read_cells(cells, set(matrix.barcodes))
+    if h5:
+        matrix = read_10x_h5(h5)
+        _check_genome(h5, matrix.genomes, genome)
+        table = read_cells(cells, set(matrix.barcodes))
+    else:
+        table = read_cells(cells, None)
     samples = pseudobulk_samples(table, library, min_cells, replicates, seed)
+    counts = values = None
+    if h5:
+        counts, values = _rna(matrix, h5, samples, gtf)
+    grid = BinGrid.read(bins)
+    cuts, per_sample = cut_sites(fragments, samples, grid)
+    rows = []
+    for i, s in enumerate(samples):
+        if per_sample[i] == 0:
+            raise GexpError(
+                f"pseudobulk {library}: none of sample {s.sample}'s {len(s.barcodes)} cells has "
+                f"a fragment in {fragments}: are the cell table's barcodes those of the "
+                "fragments file?"
+            )
+        row = {"sample": s.sample, "library": library, "group": s.group, "donor": s.donor,
+               "replicate": s.replicate, "cells": len(s.barcodes)}  # fmt: skip
+        if values is not None:
+            rna = outdir / f"{s.sample}.gene_tpm.tsv"
+            write_gene_tpm(values[s.sample], rna)
+            row |= {"umis": int(counts[s.sample].sum()), "rna_tpm": rna.name}
+        atac = outdir / f"{s.sample}.narrowPeak.gz"
+        write_bins_as_peaks(atac, cuts[i], grid)
+        rows.append({**row, "fragments": int(per_sample[i]), "atac": atac.name})
+    qc = pd.DataFrame(rows)
+    order = ["sample", "library", "group", "donor", "replicate", "cells", "umis", "fragments"]
+    with atomic_write(outdir / f"{library}.samples.tsv") as fh:
+        qc[[c for c in order if c in qc.columns]].to_csv(fh, sep="\t", index=False)
+    with atomic_write(outdir / f"{library}.samplesheet.csv") as fh:
+        donors = ["donor"] if (qc["donor"] != "").any() else []
+        rna = ["rna_tpm"] if values is not None else []
+        sheet = qc[["sample", "group", *donors, *rna, "atac"]]
+        sheet.to_csv(fh, index=False, quoting=csv.QUOTE_MINIMAL)
+    log.info("pseudobulk %s: %d samples from %d cells", library, len(qc), int(qc["cells"].sum()))
+    return qc
+
+
+def _rna(matrix, h5, samples: list[PseudobulkSample], gtf) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Summed UMI counts (genes × samples) and their TPM."""
     genes = matrix.of_type(GENE_EXPRESSION)
     if not genes.ids:
         raise GexpError(f"multiome h5 {h5}: no '{GENE_EXPRESSION}' features")
     counts = rna_counts(genes.counts, matrix.barcodes, samples)
     counts.index = strip_versions(pd.Series(genes.ids)).to_numpy()
     counts = counts.groupby(level=0).sum()
-    values = tpm(counts, exonic_lengths(gtf))
-    grid = BinGrid.read(bins)
-    cuts, per_sample = cut_sites(fragments, samples, grid)
-    rows = []
-    for i, s in enumerate(samples):
-        rna = outdir / f"{s.sample}.gene_tpm.tsv"
-        write_gene_tpm(values[s.sample], rna)
-        atac = outdir / f"{s.sample}.narrowPeak.gz"
-        write_bins_as_peaks(atac, cuts[i], grid)
-        rows.append(
-            {
-                "sample": s.sample, "library": library, "group": s.group, "donor": s.donor,
-                "replicate": s.replicate, "cells": len(s.barcodes),
-                "umis": int(counts[s.sample].sum()), "fragments": int(per_sample[i]),
-                "rna_tpm": rna.name, "atac": atac.name,
-            }
-        )  # fmt: skip
-    qc = pd.DataFrame(rows)
-    with atomic_write(outdir / f"{library}.samples.tsv") as fh:
-        qc.drop(columns=["rna_tpm", "atac"]).to_csv(fh, sep="\t", index=False)
-    with atomic_write(outdir / f"{library}.samplesheet.csv") as fh:
-        donors = ["donor"] if (qc["donor"] != "").any() else []
-        sheet = qc[["sample", "group", *donors, "rna_tpm", "atac"]]
-        sheet.to_csv(fh, index=False, quoting=csv.QUOTE_MINIMAL)
-    log.info("pseudobulk %s: %d samples from %d cells", library, len(qc), int(qc["cells"].sum()))
-    return qc
+    return counts, tpm(counts, exonic_lengths(gtf))
 
 
 def _check_genome(h5, genomes: list[str], genome: str | None) -> None:
@@ -433,7 +453,12 @@ def pseudobulk_options(p: argparse.ArgumentParser, replicates_flag: str) -> None
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", required=True, help="library name: the samples' name prefix")
-    p.add_argument("--h5", required=True, type=Path, help="filtered_feature_bc_matrix.h5")
+    p.add_argument(
+        "--h5",
+        type=Path,
+        help="filtered_feature_bc_matrix.h5 (none for a scATAC-only library: its samples have "
+        "ATAC-seq only, to predict)",
+    )
     p.add_argument(
         "--fragments", required=True, type=Path, help="atac_fragments.tsv.gz, with its .tbi"
     )

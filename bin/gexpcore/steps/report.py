@@ -483,6 +483,14 @@ def predicted_section(run: Path, model_dir: Path) -> str:
             f"covered {interval['coverage']:.1%} of held-out observations on this run's own "
             f"folds ({by_fold}), each fold's intervals built from the other folds.</p>"
         )
+    for library, uri in library_heatmaps(run, table):
+        parts.append(
+            f"<h3>Library {html.escape(library)} (scATAC-seq only)</h3><p>Predicted expression "
+            f"(log1p TPM, each gene centred and scaled across cell types) of the "
+            f"{HEATMAP_GENES} reliable genes (held-out r ≥ {RELIABLE_R}) that vary most "
+            "between this library's cell types, the samples of a cell type averaged.</p>"
+            f'<img alt="cell types by genes, library {html.escape(library)}" src="{uri}">'
+        )
     top = top_genes(run, table, similarity["sample"].tolist())
     if top is not None:
         parts.append(
@@ -491,6 +499,48 @@ def predicted_section(run: Path, model_dir: Path) -> str:
             "</p>" + _table(top, "predicted_top_genes")
         )
     return "".join(parts)
+
+
+HEATMAP_GENES = 30
+
+
+def library_heatmaps(run: Path, table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(library, PNG) for each single-cell library whose samples were all predicted (a
+    scATAC-only library): cell types × its most variable reliable genes."""
+    found = []
+    for path in sorted((run / "pseudobulk").glob("*.samples.tsv")):
+        samples = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if samples.empty or not set(samples["sample"]) <= set(table.columns):
+            continue
+        if "held_out_r" not in table.columns:
+            continue
+        reliable = table[table["held_out_r"] >= RELIABLE_R]
+        if reliable.empty:
+            continue
+        values = np.log1p(reliable.set_index("gene_name")[samples["sample"].tolist()])
+        by_type = values.T.groupby(samples["group"].to_numpy()).mean()  # cell types × genes
+        spread = by_type.std(axis=0)
+        genes = spread[spread > 0].sort_values(ascending=False, kind="stable").index
+        by_type = by_type[genes[:HEATMAP_GENES]]
+        if by_type.shape[1] == 0:
+            continue
+        found.append((path.name.split(".")[0], _heatmap(by_type)))
+    return found
+
+
+def _heatmap(by_type: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    z = (by_type - by_type.mean(axis=0)) / by_type.std(axis=0).replace(0, 1)
+    fig, ax = plt.subplots(figsize=(max(4, 0.28 * z.shape[1] + 2), 0.4 * z.shape[0] + 1.5))
+    image = ax.imshow(z.to_numpy(), aspect="auto", cmap="RdBu_r", vmin=-2, vmax=2)
+    ax.set_xticks(range(z.shape[1]), [str(g) for g in z.columns], rotation=90, fontsize=7)
+    ax.set_yticks(range(z.shape[0]), [str(t) for t in z.index], fontsize=8)
+    fig.colorbar(image, ax=ax, label="z (across cell types)")
+    return _png(fig)
 
 
 def top_genes(run: Path, table: pd.DataFrame, samples: list[str]) -> pd.DataFrame | None:

@@ -103,7 +103,7 @@ class Runner:
         self.out = Path(params.outdir)
         self.cache = StepCache(self.out)
         self.executed: list[str] = []  # step kinds, in order: compared with main.nf in tests
-        self.libraries: list[str] = []  # multiome libraries, in samplesheet order
+        self.libraries: list[str] = []  # multiome libraries with RNA, in samplesheet order
 
     def record(self, name: str) -> None:
         kind = name.split(".")[0].upper()
@@ -307,17 +307,18 @@ class Runner:
         bulk = [s for s in samples if not s.is_multiome]
         made: list[Sample] = []
         for lib in (s for s in samples if s.is_multiome):
-            self.libraries.append(lib.sample)
+            if not lib.scatac_only:  # its samples.tsv goes into DATASET's sample table
+                self.libraries.append(lib.sample)
             sheet = folder / f"{lib.sample}.samplesheet.csv"
             self.step(
                 f"pseudobulk.{lib.sample}",
                 fingerprint(
-                    lib.multiome_h5, lib.fragments, lib.cells, p.gtf, bins_path,
+                    lib.multiome_h5 or None, lib.fragments, lib.cells, p.gtf, bins_path,
                     min_cells=p.min_cells, replicates=p.pseudobulk_replicates, genome=p.genome,
                 ),
                 [sheet, folder / f"{lib.sample}.samples.tsv"],
                 lambda lib=lib: pseudobulk(
-                    lib.sample, lib.multiome_h5, lib.fragments, lib.cells, p.gtf, bins_path,
+                    lib.sample, lib.multiome_h5 or None, lib.fragments, lib.cells, p.gtf, bins_path,
                     folder, min_cells=p.min_cells, replicates=p.pseudobulk_replicates,
                     genome=p.genome,
                 ),
@@ -402,11 +403,11 @@ def check_something_to_train(samples: list[Sample], p: RunParams) -> None:
     """Samples to predict need paired ones to train on; and --predict-model must be a model."""
     from ..models import NAMES
 
-    if all(s.to_predict for s in samples):
+    if all(s.to_predict or s.scatac_only for s in samples):
         raise GexpError(
-            f"samplesheet {p.input}: every row is ATAC-seq only (no rna_1 or rna_tpm), so "
-            "there is nothing to train on; add paired samples, or predict these from a trained "
-            "model with `gexp predict --model DIR --atac FILE ...`"
+            f"samplesheet {p.input}: every row is ATAC-seq only (no rna_1, rna_tpm or "
+            "multiome_h5), so there is nothing to train on; add paired samples, or predict "
+            "these from a trained model with `gexp predict --model DIR --atac FILE ...`"
         )
     if p.predict_model and p.predict_model not in NAMES:
         raise GexpError(

@@ -7,7 +7,8 @@ process PSEUDOBULK {
 
     input:
     // Each input in a folder of its own: Cell Ranger names every library's files alike, and
-    // the tabix index must sit beside its fragments file under the same name + .tbi.
+    // the tabix index must sit beside its fragments file under the same name + .tbi. A
+    // scATAC-only library (meta.scatac) has no h5: [] here, and its samples no RNA.
     tuple val(meta), path(h5, stageAs: 'h5/*'), path(fragments, stageAs: 'fragments/*'), path(index, stageAs: 'fragments/*'), path(cells, stageAs: 'cells/*')
     path gtf
     path bins
@@ -15,7 +16,7 @@ process PSEUDOBULK {
     output:
     tuple val(meta), path("pseudobulk/${meta.id}.samples.tsv"), emit: samples
     path "pseudobulk/${meta.id}.samplesheet.csv"              , emit: samplesheet
-    path "pseudobulk/*.gene_tpm.tsv" , arity: '1..*'           , emit: tpm    // lists, even of one
+    path "pseudobulk/*.gene_tpm.tsv" , arity: '0..*'           , emit: tpm    // lists, even of one; empty for scATAC
     path "pseudobulk/*.narrowPeak.gz", arity: '1..*'           , emit: peaks
     path "versions.yml"                                       , emit: versions
 
@@ -28,7 +29,7 @@ process PSEUDOBULK {
     """
     gexp pseudobulk \\
         --library ${meta.id} \\
-        --h5 $h5 \\
+        ${h5 ? "--h5 $h5" : ''} \\
         --fragments $fragments \\
         --cells $cells \\
         --gtf $gtf \\
