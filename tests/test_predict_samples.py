@@ -184,3 +184,20 @@ def test_a_library_whose_barcodes_are_not_the_fragments_fails_in_one_line(tmp_pa
         "--chrom-sizes", data / "chrom.sizes", "--outdir", tmp_path / "out",
     )  # fmt: skip
     assert_user_error(proc, "pseudobulk lib2: none of sample", "barcodes those of the fragments")
+
+
+def test_the_samplesheet_schema_admits_the_new_row_kinds(tmp_path):
+    """assets/schema_input.json (nf-schema drops empty cells): a bulk row without RNA and a
+    library row without multiome_h5 are valid, a row with neither atac nor a library is not."""
+    import jsonschema
+    from conftest import ROOT
+
+    schema = json.loads((ROOT / "assets" / "schema_input.json").read_text())
+    rows = [
+        {"sample": "P001", "atac": "peaks/P001.narrowPeak.gz"},
+        {"sample": "lib2", "fragments": "lib2/f.tsv.gz", "cells": "lib2/cells.csv"},
+        {"sample": "S001", "rna_tpm": "q.tsv", "atac": "p.bed"},
+    ]
+    jsonschema.validate(rows, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([{"sample": "X", "rna_tpm": "q.tsv"}], schema)
