@@ -119,6 +119,10 @@ workflow GEXP {
 
     BINS(ch_chrom_sizes)
     ch_versions = ch_versions.mix(BINS.out.versions)
+    // --model: predict from a trained model folder, with its own bins (BINS' are not used
+    // nor published then); DATASET and TRAIN never start, having no paired sample.
+    ch_bins = params.model ? ch_valid.map { file("${params.model}/bins.bed", checkIfExists: true) } : BINS.out.bins
+    ch_model = params.model ? ch_valid.map { file(params.model, type: 'dir', checkIfExists: true) } : null
 
     // Each multiome library (a row with multiome_h5, fragments and cells) becomes pseudobulk
     // samples, one task per library, in parallel; they join the bulk samples at GENE_TPM and
@@ -136,7 +140,7 @@ workflow GEXP {
                 file(row.cells, checkIfExists: true),
             ]
         }
-    PSEUDOBULK(ch_libraries, ch_gtf, BINS.out.bins)
+    PSEUDOBULK(ch_libraries, ch_gtf, ch_bins)
     ch_versions = ch_versions.mix(PSEUDOBULK.out.versions.first())
 
     // [sample id, meta] of every pseudobulk sample, from its library's samples.tsv. Its id must
@@ -207,7 +211,7 @@ workflow GEXP {
     )
     ch_versions = ch_versions.mix(GENE_TPM.out.versions.first())
 
-    PEAK_BINS(ch_atac, BINS.out.bins, ch_chrom_sizes)
+    PEAK_BINS(ch_atac, ch_bins, ch_chrom_sizes)
     ch_versions = ch_versions.mix(PEAK_BINS.out.versions.first())
 
     DATASET(
@@ -228,7 +232,7 @@ workflow GEXP {
     // one table of them all (neither runs when the samplesheet has none).
     PREDICT(
         PEAK_BINS.out.accessibility.filter { meta, _acc -> meta.predict },
-        TRAIN.out.model.first()
+        ch_model ?: TRAIN.out.model.first()
     )
     ch_versions = ch_versions.mix(PREDICT.out.versions.first())
     PREDICTIONS(

@@ -153,3 +153,30 @@ def test_a_scatac_only_library_is_predicted_as_in_gexp_run(gexp_scatac_run, tmp_
     assert tasks.count("PREDICT") == tasks.count("GENE_TPM") == 8
     assert tasks.count("PREDICTIONS") == 1
     assert_same_data_outputs(gexp_scatac_run, tmp_path / "results")
+
+
+def test_a_trained_model_predicts_without_training_as_in_gexp_run(
+    gexp_test_run, gexp_predict_run, tmp_path
+):
+    """--model with a samplesheet of samples to predict: PEAK_BINS on the model's bins, then
+    PREDICT and PREDICTIONS; DATASET, TRAIN and REPORT never start; the predictions are
+    byte for byte those of `gexp run` with the same model."""
+    data = copy_test_data(tmp_path / "data")
+    sheet = data / "only_predict.csv"
+    rows = with_samples_to_predict(data).read_text().splitlines()
+    sheet.write_text("\n".join([rows[0], *(r for r in rows if r.startswith("P0"))]) + "\n")
+    log = assert_ok(
+        run_test_profile(
+            data, tmp_path / "results", tmp_path / "launch", "--input", sheet,
+            "--model", gexp_test_run / "model",
+        )
+    )  # fmt: skip
+    tasks = [task.split(" (")[0].split(":")[-1] for task in submitted(log)]
+    assert tasks.count("PREDICT") == 2 and tasks.count("PEAK_BINS") == 2
+    assert not {"DATASET", "TRAIN", "REPORT", "GENE_TPM"} & set(tasks)
+    results = tmp_path / "results"
+    assert not (results / "accessibility" / "bins.bed").exists()
+    for name in ("predicted_tpm.tsv", "similarity.tsv", "P001.predicted_tpm.tsv"):
+        assert (results / "predictions" / name).read_bytes() == (
+            gexp_predict_run / "predictions" / name
+        ).read_bytes(), name

@@ -34,7 +34,7 @@ def test_a_samplesheet_with_only_samples_to_predict_is_refused_in_one_line(tmp_p
         "run", "--input", sheet, "--gtf", ref / "genes.gtf.gz",
         "--chrom-sizes", ref / "chrom.sizes", "--outdir", tmp_path / "out",
     )  # fmt: skip
-    assert_user_error(proc, "every row is ATAC-seq only", "gexp predict --model")
+    assert_user_error(proc, "every row is ATAC-seq only", "--model DIR")
     assert not (tmp_path / "out").exists()
 
 
@@ -201,3 +201,48 @@ def test_the_samplesheet_schema_admits_the_new_row_kinds(tmp_path):
     jsonschema.validate(rows, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate([{"sample": "X", "rna_tpm": "q.tsv"}], schema)
+
+
+def _only_samples_to_predict(data: Path) -> Path:
+    sheet = data / "only_predict.csv"
+    sheet.write_text("sample,group,rna_1,rna_2,rna_tpm,atac,fragment_length,fragment_sd\n"
+                     + PREDICT_ROWS)  # fmt: skip
+    return sheet
+
+
+def test_a_run_with_a_trained_model_predicts_without_training(
+    gexp_test_run, gexp_predict_run, tmp_path
+):
+    """--model: a samplesheet of samples to predict, binned on the model's bins and predicted
+    from it, with no DATASET or TRAIN; the predictions are those of the run that trained it
+    (the same model, byte for byte)."""
+    data = copy_test_data(tmp_path / "data")
+    ref = data / "reference"
+    proc = run_gexp(
+        "run", "--input", _only_samples_to_predict(data), "--gtf", ref / "genes.gtf.gz",
+        "--chrom-sizes", ref / "chrom.sizes", "--outdir", tmp_path / "out",
+        "--model", gexp_test_run / "model",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    assert not (out / "dataset").exists() and not (out / "model").exists()
+    assert not (out / "accessibility" / "bins.bed").exists()  # the model's bins are used
+    assert _files(out / "predictions") == _files(gexp_predict_run / "predictions")
+    for name in _files(out / "predictions"):
+        expected = gexp_predict_run / "predictions" / name
+        assert (out / "predictions" / name).read_bytes() == expected.read_bytes(), name
+    for sample in ("P001", "P002"):
+        name = f"accessibility/{sample}.tsv.gz"
+        assert (out / name).read_bytes() == (gexp_predict_run / name).read_bytes()
+
+
+def test_a_model_with_paired_samples_is_refused_in_one_line(gexp_test_run, tmp_path):
+    data = copy_test_data(tmp_path / "data")
+    proc = run_gexp(
+        "samplesheet", "--input", with_samples_to_predict(data), "--out", tmp_path / "v.csv",
+        "--with-model",
+    )  # fmt: skip
+    assert_user_error(proc, "--model predicts from a trained model, but samples S001")
+    proc = run_gexp("samplesheet", "--input", _only_samples_to_predict(data),
+                    "--out", tmp_path / "w.csv")  # fmt: skip
+    assert_user_error(proc, "every row is ATAC-seq only", "--model DIR")

@@ -253,6 +253,24 @@ def _check_multiome(sample: Sample, values: dict[str, str], where: str) -> None:
         )
 
 
+def check_something_to_train(samples: list[Sample], sheet: str | Path, model: bool) -> None:
+    """Samples to predict need paired ones to train on, or a trained model (--model), which
+    no paired sample may then come with: one rule, and one wording, for both runners."""
+    paired = [s.sample for s in samples if not (s.to_predict or s.scatac_only)]
+    if model and paired:
+        raise GexpError(
+            f"samplesheet {sheet}: --model predicts from a trained model, but samples "
+            f"{', '.join(paired[:5])} have RNA (to train on): leave out --model to train on "
+            "them, or their RNA columns to predict them"
+        )
+    if not model and not paired:
+        raise GexpError(
+            f"samplesheet {sheet}: every row is ATAC-seq only (no rna_1, rna_tpm or "
+            "multiome_h5), so there is nothing to train on; add paired samples, or predict "
+            "these from a trained model with --model DIR"
+        )
+
+
 def check_local_inputs(samples: list[Sample]) -> None:
     """Every local input exists and is readable, before any work starts."""
     from ..files import require_file

@@ -26,11 +26,13 @@ from ..io.genome import chrom_sizes_for, parse_region, read_chrom_sizes
 from ..io.samplesheet import (
     Sample,
     check_local_inputs,
+    check_something_to_train,
     read_samplesheet,
     remote_sources,
     write_validated,
 )
 from ..lock import folder_lock
+from ..models import NAMES
 from ..resume import StepCache, fingerprint
 from ..tools import default_threads
 from ..versions import write_pipeline_info
@@ -94,6 +96,7 @@ class RunParams:
     pseudobulk_replicates: int = 1
     training: TrainSettings = field(default_factory=TrainSettings)
     predict_model: str | None = None  # which model predicts ATAC-only samples (None: default)
+    model: Path | None = None  # predict from this trained model folder: no DATASET or TRAIN
 
 
 class Runner:
@@ -127,7 +130,14 @@ class Runner:
         check_local_inputs(samples)  # remote ones are checked by fetching them
         require_transcriptome(samples, self.p.transcriptome)
         check_sample_names(samples, self.p)
-        check_something_to_train(samples, self.p)
+        check_something_to_train(samples, self.p.input, self.p.model is not None)
+        if self.p.model:
+            require_file(self.p.model / "model_info.json", f"--model {self.p.model}")
+        if self.p.predict_model and self.p.predict_model not in NAMES:
+            raise GexpError(
+                f"--predict-model '{self.p.predict_model}': unknown model; choose from "
+                f"{', '.join(NAMES)}"
+            )
         with folder_lock(self.out, "gexp run"):
             # model/ has a lock of its own (gexp train's): its temporaries are swept under it.
             _sweep(self.out, skip=("model",))
@@ -153,12 +163,15 @@ class Runner:
             lambda: write_reference(p.gtf, ref),
         )
         bins_path = self.out / "accessibility" / "bins.bed"
-        self.step(
-            "bins",
-            fingerprint(p.chrom_sizes, bin_size=p.bin_size, region=str(region)),
-            [bins_path],
-            lambda: make_bins(p.chrom_sizes, p.bin_size, region, bins_path),
-        )
+        if p.model:  # the model's own bins, so that every sample is binned as it was trained
+            bins_path = require_file(p.model / "bins.bed", f"--model {p.model}: bins")
+        else:
+            self.step(
+                "bins",
+                fingerprint(p.chrom_sizes, bin_size=p.bin_size, region=str(region)),
+                [bins_path],
+                lambda: make_bins(p.chrom_sizes, p.bin_size, region, bins_path),
+            )
         samples = self.pseudobulk(samples, bins_path)
         index = ref / "transcripts.idx"
         if any(s.rna_1 for s in samples):
@@ -189,6 +202,12 @@ class Runner:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
+        if p.model:
+            self.predict([s for s in samples if s.to_predict], p.model)
+            log.info("run complete (predictions from %s; no training, no report): %s",
+                     p.model, self.out)  # fmt: skip
+            write_pipeline_info(self.out, {k: str(v) for k, v in vars(p).items()})
+            return self.out
         paired = [s for s in samples if not s.to_predict]
         expression = [str(self.gene_tpm_path(s)) for s in paired]
         accessibility = [str(self.accessibility_path(s)) for s in paired]
@@ -399,22 +418,6 @@ class Runner:
         )
 
 
-def check_something_to_train(samples: list[Sample], p: RunParams) -> None:
-    """Samples to predict need paired ones to train on; and --predict-model must be a model."""
-    from ..models import NAMES
-
-    if all(s.to_predict or s.scatac_only for s in samples):
-        raise GexpError(
-            f"samplesheet {p.input}: every row is ATAC-seq only (no rna_1, rna_tpm or "
-            "multiome_h5), so there is nothing to train on; add paired samples, or predict "
-            "these from a trained model with `gexp predict --model DIR --atac FILE ...`"
-        )
-    if p.predict_model and p.predict_model not in NAMES:
-        raise GexpError(
-            f"--predict-model '{p.predict_model}': unknown model; choose from {', '.join(NAMES)}"
-        )
-
-
 def check_sample_names(samples: list[Sample], p: RunParams) -> None:
     """Check each multiome library (check_library) and that its pseudobulk samples' names are
     new, before any work starts."""
@@ -502,6 +505,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     network_options(p)
     training_options(p)
     p.add_argument(
+        "--model",
+        type=Path,
+        help="a trained model folder (model/ of an earlier run): predict the samplesheet's "
+        "samples with ATAC-seq only from it, without DATASET or TRAIN",
+    )
+    p.add_argument(
         "--predict-model",
         help="the model that predicts samples with ATAC-seq only (default: the default model, "
         "ensemble)",
@@ -528,5 +537,6 @@ def run(a: argparse.Namespace) -> None:
         pseudobulk_replicates=a.pseudobulk_replicates,
         training=train_settings(a),
         predict_model=a.predict_model,
+        model=a.model,
     )
     Runner(params, fetcher=fetcher(a)).run()

@@ -11,7 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..io.samplesheet import check_local_inputs, read_samplesheet, write_validated
+from ..io.samplesheet import (
+    check_local_inputs,
+    check_something_to_train,
+    read_samplesheet,
+    write_validated,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,10 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where relative paths resolve (default: its folder; may be s3://, gs://, https://…)",
     )
     p.add_argument("--check-files", action="store_true", help="also require local files to exist")
+    p.add_argument(
+        "--with-model",
+        action="store_true",
+        help="the run predicts from a trained model (--model): every row must be ATAC-seq only "
+        "(without it, some row must have RNA to train on)",
+    )
 
 
 def run(a: argparse.Namespace) -> None:
     samples = read_samplesheet(a.input, base_dir=a.base_dir)
+    check_something_to_train(samples, a.input, a.with_model)
     if a.check_files:
         check_local_inputs(samples)
     write_validated(samples, a.out)
