@@ -246,3 +246,19 @@ def test_a_model_with_paired_samples_is_refused_in_one_line(gexp_test_run, tmp_p
     proc = run_gexp("samplesheet", "--input", _only_samples_to_predict(data),
                     "--out", tmp_path / "w.csv")  # fmt: skip
     assert_user_error(proc, "every row is ATAC-seq only", "--model DIR")
+
+
+def test_a_bad_row_to_predict_fails_in_one_line_as_other_rows_do(tmp_path):
+    data = copy_test_data(tmp_path / "data")
+    sheet = with_samples_to_predict(data)
+    good = (data / "peaks" / "S001.narrowPeak.gz").read_bytes()
+    (data / "peaks" / "cut.narrowPeak.gz").write_bytes(good[: len(good) // 2])
+    sheet.write_text(sheet.read_text() + "P003,,,,,peaks/cut.narrowPeak.gz,,\n")
+    ref = data / "reference"
+    proc = run_gexp(
+        "run", "--input", sheet, "--transcriptome", ref / "transcripts.fa.gz",
+        "--gtf", ref / "genes.gtf.gz", "--chrom-sizes", ref / "chrom.sizes",
+        "--outdir", tmp_path / "out",
+    )  # fmt: skip
+    assert_user_error(proc, "cut.narrowPeak.gz", "truncated or corrupt gzip")
+    assert not (tmp_path / "out" / "predictions").exists()
