@@ -107,3 +107,26 @@ def test_the_gpu_check_runs_its_cpu_half_and_refuses_without_cuda(run_result, tm
         )  # fmt: skip
         assert proc.returncode != 0 and "no CUDA device here" in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_training_samples_pool_leaves_out_its_own_group():
+    """A held-out sample's group is never among the training samples: in training, a sample's
+    z-scores and mixture come from the other groups only (itself alone when it is the only
+    group), checked against a direct computation."""
+    from gexpcore.models.locus_net import _own_groups, _standardised
+
+    groups = np.array(["a", "a", "b", "c", "c"], dtype=object)
+    excluded = _own_groups(groups)
+    assert excluded.tolist()[0] == [True, True, False, False, False]
+    assert _own_groups(np.array(["a", "a"], dtype=object)).tolist() == [
+        [True, False],
+        [False, True],
+    ]
+    rng = np.random.default_rng(0)
+    pool = rng.gamma(1.0, size=(3, 5, 7))  # genes × samples × width
+    z = _standardised(pool, pool, excluded)
+    for i in range(5):
+        rest = pool[:, ~excluded[i], :]
+        mean, var = rest.mean(axis=1), rest.var(axis=1)
+        expected = np.clip((pool[:, i, :] - mean) / np.sqrt(var + 0.01), -5, 5)
+        np.testing.assert_allclose(z[:, i, :], expected, rtol=1e-10, atol=1e-12)

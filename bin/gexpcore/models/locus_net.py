@@ -46,7 +46,7 @@ from torch import nn
 
 from .base import Context, Model
 from .gene_activity import gene_activity, gene_activity_weights
-from .mixture import _leave_one_out_mixtures, _mixture
+from .mixture import _mixture
 from .neural import _checkpoint_key, train
 from .windows import WindowIndex
 
@@ -85,6 +85,10 @@ class LocusNetModel(Model):
         self.activity = self._activity(x, ctx)
         self.windows = self._window_index(ctx).matrix(x)
         self.y = y.copy()
+        self.groups = np.array(
+            ctx.groups if len(ctx.groups) == len(y) else [str(i) for i in range(len(y))],
+            dtype=object,
+        )
         self.gene_mean, self.gene_sd = y.mean(axis=0), np.maximum(y.std(axis=0), 0.1)
         # Input scales from the training samples: the windows' spread, the genes' statistics.
         self.scale = np.array(
@@ -132,29 +136,36 @@ class LocusNetModel(Model):
             self.net.load_state_dict(start)  # no epoch beat the mixture on held-out samples
 
     def _mixtures(self, parts: np.ndarray, targets: np.ndarray | None = None) -> tuple:
-        """The samples `targets` (or `parts` themselves, each left out of its own mixture),
-        their mixtures of `parts` and how well those fit: what _batch needs."""
+        """The samples `targets` (or `parts` themselves, each without its own group), their
+        mixtures of `parts` and how well those fit, and which of `parts` each target's pool
+        leaves out: what _batch needs."""
         gram = self.activity[parts] @ self.activity[parts].T
+        excluded = None
         if targets is None:
-            targets, mix = parts, _leave_one_out_mixtures(gram)
+            targets, excluded = parts, _own_groups(self.groups[parts])
+            mix = np.zeros((len(parts), len(parts)))
+            for i in range(len(parts)):  # a held-out sample's group is never in its pool
+                others = np.flatnonzero(~excluded[i])
+                mix[i, others] = _mixture(gram[np.ix_(others, others)], gram[others, i])
         else:
             cross = self.activity[parts] @ self.activity[targets].T
             mix = np.stack([_mixture(gram, cross[:, j]) for j in range(len(targets))])
-        return parts, targets, mix, _fit_quality(self.activity[targets], mix @ self.activity[parts])
+        quality = _fit_quality(self.activity[targets], mix @ self.activity[parts])
+        return parts, targets, mix, quality, excluded
 
-    def _batch(self, genes, parts, targets, mix, quality) -> tuple:
+    def _batch(self, genes, parts, targets, mix, quality, excluded) -> tuple:
         """(windows, scalars, standardised residual) of genes × the samples `targets`."""
         pool = _block(self.windows, genes, len(self.y), parts)
         own = pool if targets is parts else _block(self.windows, genes, len(self.y), targets)
-        w, s, mixed = self._inputs(own, pool, mix, quality, genes, self.y[parts], targets is parts)
+        w, s, mixed = self._inputs(own, pool, mix, quality, genes, self.y[parts], excluded)
         target = (self.y[targets][:, genes] - mixed) / self.gene_sd[genes]
         return w, s, torch.from_numpy(np.ascontiguousarray(target.T, dtype=np.float32))
 
-    def _inputs(self, own, pool, mix, quality, genes, pool_y, own_in_pool=False):
+    def _inputs(self, own, pool, mix, quality, genes, pool_y, excluded=None):
         """Network inputs for genes × samples, and the mixture's prediction (samples × genes)."""
-        mixed_windows = np.einsum("ij,gjw->giw", mix, pool)
+        mixed_windows = np.matmul(mix[None], pool)  # genes × targets × width
         diff = own - mixed_windows
-        standard = _standardised(own, pool, own_in_pool)
+        standard = _standardised(own, pool, excluded)
         mixed = mix @ pool_y[:, genes]
         sd, mean = self.gene_sd[genes], self.gene_mean[genes]
         spread, m_mean, m_sd, s_mean, s_sd = self.scale
@@ -243,17 +254,31 @@ def _block(windows: sp.csr_matrix, genes: np.ndarray, n_samples: int, samples: n
     return dense.reshape(len(genes), len(samples), -1)
 
 
-def _standardised(own: np.ndarray, pool: np.ndarray, own_in_pool: bool) -> np.ndarray:
+def _own_groups(groups: np.ndarray) -> np.ndarray:
+    """samples × samples: which samples each one's pool leaves out, its own group (only itself
+    when its group is every sample): a held-out sample's group is never among the training
+    samples, so a training sample must not learn from a pool that holds its own group."""
+    excluded = groups[:, None] == groups[None, :]
+    everyone = excluded.all(axis=1)
+    excluded[everyone] = np.eye(len(groups), dtype=bool)[everyone]
+    return excluded
+
+
+def _standardised(own: np.ndarray, pool: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
     """Each sample's window as z-scores of the pool's at every position (genes × samples ×
     width): how unusual this locus is in this sample, on a scale shared by all genes. A
-    training sample is left out of its own pool's mean and spread, as a new sample is."""
-    n = pool.shape[1]
+    training sample's pool leaves out its own group (`excluded`), as a new sample's holds
+    none of its group."""
     total, squares = pool.sum(axis=1, keepdims=True), (pool**2).sum(axis=1, keepdims=True)
-    if own_in_pool:
-        n -= 1
-        total, squares = total - own, squares - own**2
-    mean = total / max(n, 1)
-    var = np.maximum(squares / max(n, 1) - mean**2, 0.0)
+    n = np.full((1, own.shape[1], 1), float(pool.shape[1]))
+    if excluded is not None:
+        out = excluded.astype(pool.dtype)[None]  # 1 × targets × pool
+        total = total - np.matmul(out, pool)
+        squares = squares - np.matmul(out, pool**2)
+        n = n - excluded.sum(axis=1)[None, :, None]
+    n = np.maximum(n, 1.0)
+    mean = total / n
+    var = np.maximum(squares / n - mean**2, 0.0)
     return np.clip((own - mean) / np.sqrt(var + 0.01), -5.0, 5.0)
 
 
