@@ -56,7 +56,11 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=600)
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "cohorts" / "scale")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"of {', '.join(RUNS)}")
     a = parser.parse_args()
+    runs = {name: RUNS[name] for name in a.runs.split(",") if name in RUNS}
+    if not runs:
+        raise SystemExit(f"--runs: none of {a.runs}; choose from {', '.join(RUNS)}")
     sizes = [int(s) for s in a.sizes.split(",")]
     unknown = [n for n in sizes if n not in DESIGNS]
     if unknown:
@@ -65,13 +69,13 @@ def main() -> None:
         f"`gexp train` on multiome simulations ({a.genes} genes, 2 libraries), "
         f"{os.cpu_count()} CPUs, 4-fold CV plus the final fit:",
         "",
-        "| samples | " + " | ".join(f"{name}: s | {name}: peak MiB" for name in RUNS) + " |",
-        "| ---: | " + " | ".join("---: | ---:" for _ in RUNS) + " |",
+        "| samples | " + " | ".join(f"{name}: s | {name}: peak MiB" for name in runs) + " |",
+        "| ---: | " + " | ".join("---: | ---:" for _ in runs) + " |",
     ]
     for n in sizes:
         data = dataset(n, a.genes, a.work)
         cells = []
-        for name, extra in RUNS.items():
+        for name, extra in runs.items():
             out = a.work / f"train{n}_{name.replace(' ', '_')}"
             seconds, mib = timed([*GEXP, "train", "--dataset", str(data), "--outdir", str(out),
                                   "--cv", "4", *extra])  # fmt: skip

@@ -242,7 +242,10 @@ def test_predict_from_peaks_equals_the_model_on_the_training_matrix(run_result, 
     )
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(tmp_path / "S002.predicted_tpm.tsv", sep="\t")
-    assert list(table.columns) == ["gene_id", "gene_name", "predicted_log1p_tpm", "predicted_tpm"]
+    assert list(table.columns) == [
+        "gene_id", "gene_name", "predicted_log1p_tpm", "predicted_tpm",
+        "lower_tpm", "upper_tpm", "held_out_r",
+    ]  # fmt: skip
     x, expression, genes, samples, bins = load_dataset(run_result / "dataset")
     row = accessibility_features(x[samples["sample"].tolist().index("S002")])
     model = load_model(run_result / "model" / "mixture_window")
