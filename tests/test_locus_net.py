@@ -113,7 +113,7 @@ def test_a_training_samples_pool_leaves_out_its_own_group():
     """A held-out sample's group is never among the training samples: in training, a sample's
     z-scores and mixture come from the other groups only (itself alone when it is the only
     group), checked against a direct computation."""
-    from gexpcore.models.locus_net import _own_groups, _standardised
+    from gexpcore.models.locus_net import _grouping, _own_groups, _standardised
 
     groups = np.array(["a", "a", "b", "c", "c"], dtype=object)
     excluded = _own_groups(groups)
@@ -124,9 +124,11 @@ def test_a_training_samples_pool_leaves_out_its_own_group():
     ]
     rng = np.random.default_rng(0)
     pool = rng.gamma(1.0, size=(3, 5, 7))  # genes × samples × width
-    z = _standardised(pool, pool, excluded)
-    for i in range(5):
-        rest = pool[:, ~excluded[i], :]
-        mean, var = rest.mean(axis=1), rest.var(axis=1)
-        expected = np.clip((pool[:, i, :] - mean) / np.sqrt(var + 0.01), -5, 5)
-        np.testing.assert_allclose(z[:, i, :], expected, rtol=1e-10, atol=1e-12)
+    for labels in (groups, np.array(["a"] * 5, dtype=object)):
+        left_out = _own_groups(labels)
+        z = _standardised(pool, pool, _grouping(labels))
+        for i in range(5):
+            rest = pool[:, ~left_out[i], :]
+            mean, var = rest.mean(axis=1), rest.var(axis=1)
+            expected = np.clip((pool[:, i, :] - mean) / np.sqrt(var + 0.01), -5, 5)
+            np.testing.assert_allclose(z[:, i, :], expected, rtol=1e-10, atol=1e-12)

@@ -140,9 +140,10 @@ class LocusNetModel(Model):
         mixtures of `parts` and how well those fit, and which of `parts` each target's pool
         leaves out: what _batch needs."""
         gram = self.activity[parts] @ self.activity[parts].T
-        excluded = None
+        grouping = None
         if targets is None:
-            targets, excluded = parts, _own_groups(self.groups[parts])
+            excluded = _own_groups(self.groups[parts])
+            targets, grouping = parts, _grouping(self.groups[parts])
             mix = np.zeros((len(parts), len(parts)))
             for i in range(len(parts)):  # a held-out sample's group is never in its pool
                 others = np.flatnonzero(~excluded[i])
@@ -151,21 +152,21 @@ class LocusNetModel(Model):
             cross = self.activity[parts] @ self.activity[targets].T
             mix = np.stack([_mixture(gram, cross[:, j]) for j in range(len(targets))])
         quality = _fit_quality(self.activity[targets], mix @ self.activity[parts])
-        return parts, targets, mix, quality, excluded
+        return parts, targets, mix, quality, grouping
 
-    def _batch(self, genes, parts, targets, mix, quality, excluded) -> tuple:
+    def _batch(self, genes, parts, targets, mix, quality, grouping) -> tuple:
         """(windows, scalars, standardised residual) of genes × the samples `targets`."""
         pool = _block(self.windows, genes, len(self.y), parts)
         own = pool if targets is parts else _block(self.windows, genes, len(self.y), targets)
-        w, s, mixed = self._inputs(own, pool, mix, quality, genes, self.y[parts], excluded)
+        w, s, mixed = self._inputs(own, pool, mix, quality, genes, self.y[parts], grouping)
         target = (self.y[targets][:, genes] - mixed) / self.gene_sd[genes]
         return w, s, torch.from_numpy(np.ascontiguousarray(target.T, dtype=np.float32))
 
-    def _inputs(self, own, pool, mix, quality, genes, pool_y, excluded=None):
+    def _inputs(self, own, pool, mix, quality, genes, pool_y, grouping=None):
         """Network inputs for genes × samples, and the mixture's prediction (samples × genes)."""
         mixed_windows = np.matmul(mix[None], pool)  # genes × targets × width
         diff = own - mixed_windows
-        standard = _standardised(own, pool, excluded)
+        standard = _standardised(own, pool, grouping)
         mixed = mix @ pool_y[:, genes]
         sd, mean = self.gene_sd[genes], self.gene_mean[genes]
         spread, m_mean, m_sd, s_mean, s_sd = self.scale
@@ -264,18 +265,30 @@ def _own_groups(groups: np.ndarray) -> np.ndarray:
     return excluded
 
 
-def _standardised(own: np.ndarray, pool: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
+def _grouping(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What _own_groups says, in the form that costs samples × groups rather than samples²:
+    a groups × samples indicator, and each sample's group row (-1: only itself left out)."""
+    names, index = np.unique(groups, return_inverse=True)
+    onehot = (index[None, :] == np.arange(len(names))[:, None]).astype(np.float64)
+    return onehot, np.where(len(names) > 1, index, -1)
+
+
+def _standardised(own: np.ndarray, pool: np.ndarray, grouping: tuple | None) -> np.ndarray:
     """Each sample's window as z-scores of the pool's at every position (genes × samples ×
     width): how unusual this locus is in this sample, on a scale shared by all genes. A
-    training sample's pool leaves out its own group (`excluded`), as a new sample's holds
-    none of its group."""
+    training sample's pool leaves out its own group (`grouping`, of _grouping), as a new
+    sample's holds none of its group."""
     total, squares = pool.sum(axis=1, keepdims=True), (pool**2).sum(axis=1, keepdims=True)
     n = np.full((1, own.shape[1], 1), float(pool.shape[1]))
-    if excluded is not None:
-        out = excluded.astype(pool.dtype)[None]  # 1 × targets × pool
-        total = total - np.matmul(out, pool)
-        squares = squares - np.matmul(out, pool**2)
-        n = n - excluded.sum(axis=1)[None, :, None]
+    if grouping is not None:
+        onehot, index = grouping
+        by_group = index >= 0
+        row = np.clip(index, 0, None)
+        sums, sq = np.matmul(onehot[None], pool), np.matmul(onehot[None], pool**2)
+        keep = by_group[None, :, None]
+        total = total - np.where(keep, sums[:, row], own)
+        squares = squares - np.where(keep, sq[:, row], own**2)
+        n = n - np.where(by_group, onehot.sum(axis=1)[row], 1.0)[None, :, None]
     n = np.maximum(n, 1.0)
     mean = total / n
     var = np.maximum(squares / n - mean**2, 0.0)
