@@ -93,19 +93,6 @@ def run_result(sim, tmp_path_factory) -> Path:
     return out
 
 
-# Rows with ATAC-seq only, added to the bundled samplesheet: samples to predict (issue 25).
-# Their peaks are two training samples' under new names, so their predictions are not held-out
-# (gexp predict says so); what they test is that they never reach DATASET or TRAIN.
-PREDICT_ROWS = "P001,,,,,peaks/S001.narrowPeak.gz,,\nP002,,,,,peaks/S004.narrowPeak.gz,,\n"
-
-
-def with_samples_to_predict(data: Path) -> Path:
-    """The bundled samplesheet plus PREDICT_ROWS, beside it (its relative paths still hold)."""
-    sheet = data / "samplesheet_predict.csv"
-    sheet.write_text((data / "samplesheet.csv").read_text() + PREDICT_ROWS)
-    return sheet
-
-
 def bundled_run(data: Path, sheet: Path, outdir: Path) -> Path:
     """`gexp run` on the bundled cohort with the test profile's settings."""
     proc = run_gexp(
@@ -125,7 +112,7 @@ def bundled_run(data: Path, sheet: Path, outdir: Path) -> Path:
 def gexp_predict_run(tmp_path_factory) -> Path:
     """gexp_test_run's cohort and settings with two samples to predict: what `-profile test
     --input samplesheet_predict.csv` must reproduce byte for byte."""
-    from pipeline import copy_test_data
+    from pipeline import copy_test_data, with_samples_to_predict
 
     data = copy_test_data(tmp_path_factory.mktemp("gexp-predict-run") / "data")
     return bundled_run(data, with_samples_to_predict(data), data.parent / "results")
@@ -161,20 +148,10 @@ def gexp_multiome_run(tmp_path_factory) -> Path:
     return base / "results"
 
 
-def with_scatac_library(experiment: Path) -> Path:
-    """The bundled multiome samplesheet with lib2 as a scATAC-only library (its h5 left out):
-    lib1 trains, lib2's pseudobulk samples are predicted (issue 25)."""
-    sheet = experiment / "samplesheet_scatac.csv"
-    rows = (experiment / "samplesheet.csv").read_text().splitlines()
-    rows = [r.replace("lib2/filtered_feature_bc_matrix.h5", "") for r in rows]
-    sheet.write_text("\n".join(rows) + "\n")
-    return sheet
-
-
 @pytest.fixture(scope="session")
 def gexp_scatac_run(tmp_path_factory) -> Path:
     """`gexp run` on the multiome experiment with lib2 scATAC-only (test_multiome's settings)."""
-    from pipeline import copy_test_data
+    from pipeline import copy_test_data, with_scatac_library
 
     base = tmp_path_factory.mktemp("gexp-scatac-run")
     experiment = copy_test_data(base / "data") / "multiome"

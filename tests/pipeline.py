@@ -157,3 +157,34 @@ def profile_args(data: Path, outdir: Path) -> list[str]:
         "--outdir",
         outdir,
     ]
+
+
+# Rows with ATAC-seq only, added to the bundled samplesheet: samples to predict (issue 25).
+# Their peaks are two training samples' under new names, so their predictions are not held-out
+# (gexp predict says so); what they test is that they never reach DATASET or TRAIN.
+PREDICT_ROWS = "P001,,,,,peaks/S001.narrowPeak.gz,,\nP002,,,,,peaks/S004.narrowPeak.gz,,\n"
+
+
+def with_samples_to_predict(data: Path) -> Path:
+    """The bundled samplesheet plus PREDICT_ROWS, beside it (its relative paths still hold)."""
+    sheet = data / "samplesheet_predict.csv"
+    sheet.write_text((data / "samplesheet.csv").read_text() + PREDICT_ROWS)
+    return sheet
+
+
+def with_scatac_library(experiment: Path) -> Path:
+    """The bundled multiome samplesheet with lib2 as a scATAC-only library (its h5 left out):
+    lib1 trains, lib2's pseudobulk samples are predicted (issue 25)."""
+    sheet = experiment / "samplesheet_scatac.csv"
+    rows = (experiment / "samplesheet.csv").read_text().splitlines()
+    rows = [r.replace("lib2/filtered_feature_bc_matrix.h5", "") for r in rows]
+    sheet.write_text("\n".join(rows) + "\n")
+    return sheet
+
+
+def samplesheet_with_predictions(data: Path, profile: str) -> Path:
+    """test: the bundled cohort with two samples to predict; test_multiome: the experiment
+    with lib2 scATAC-only (conftest's gexp_predict_run and gexp_scatac_run on the same)."""
+    if profile == "test_multiome":
+        return with_scatac_library(data / "multiome")
+    return with_samples_to_predict(data)

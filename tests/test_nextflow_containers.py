@@ -22,6 +22,7 @@ from pipeline import (
     copy_test_data,
     require,
     run_test_profile,
+    samplesheet_with_predictions,
     submitted,
 )
 
@@ -81,15 +82,18 @@ def docker():
 
 def run_in_containers(engine, profile, expected, tmp_path, env=None) -> None:
     """`-profile <profile>,<engine>` with the images of build-images.sh: every task in a
-    container, and the data outputs and QC table of `gexp run` (`expected`), byte for byte."""
+    container, and the data outputs and QC table of `gexp run` (`expected`), byte for byte.
+    The samplesheets add samples to predict (issue 25): PREDICT and PREDICTIONS run too."""
     data = copy_test_data(tmp_path / "data")
     launch = tmp_path / "launch"
     log = assert_ok(
         run_test_profile(
             data, tmp_path / "results", launch, "-c", CONTAINERS / "nextflow.config",
+            "--input", samplesheet_with_predictions(data, profile),
             profile=f"{profile},{engine}", env=env,
         )
     )  # fmt: skip
+    assert any("PREDICT" in task for task in submitted(log))
     runs = list((launch / "work").glob("*/*/.command.run"))
     assert len(runs) == len(submitted(log)) > 20
     assert all(f"{engine} run" in p.read_text() for p in runs), "every task ran in a container"
@@ -99,7 +103,7 @@ def run_in_containers(engine, profile, expected, tmp_path, env=None) -> None:
 
 
 @pytest.mark.parametrize(
-    "profile, expected", [("test", "gexp_test_run"), ("test_multiome", "gexp_multiome_run")]
+    "profile, expected", [("test", "gexp_predict_run"), ("test_multiome", "gexp_scatac_run")]
 )
 def test_profile_in_podman_equals_gexp_run(images, profile, expected, request, tmp_path):
     """Every task in the gexp image (test_multiome: PSEUDOBULK needs h5py and pysam there),
@@ -108,7 +112,7 @@ def test_profile_in_podman_equals_gexp_run(images, profile, expected, request, t
 
 
 @pytest.mark.parametrize(
-    "profile, expected", [("test", "gexp_test_run"), ("test_multiome", "gexp_multiome_run")]
+    "profile, expected", [("test", "gexp_predict_run"), ("test_multiome", "gexp_scatac_run")]
 )
 def test_profile_in_docker_equals_gexp_run(docker, profile, expected, request, tmp_path):
     """The same in Docker's own engine (dockerd 20.10, Nextflow's `docker run -u ...`)."""

@@ -10,7 +10,6 @@ import gzip
 import json
 
 import pytest
-from conftest import with_samples_to_predict, with_scatac_library
 from pipeline import (
     assert_ok,
     assert_same_data_outputs,
@@ -18,6 +17,8 @@ from pipeline import (
     copy_test_data,
     run_test_profile,
     submitted,
+    with_samples_to_predict,
+    with_scatac_library,
 )
 
 pytestmark = pytest.mark.pipeline

@@ -17,6 +17,7 @@ from pipeline import (
     copy_test_data,
     require,
     run_test_profile,
+    samplesheet_with_predictions,
     submitted,
 )
 
@@ -46,20 +47,25 @@ def sbatch_header(task_dir: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "profile, expected", [("test", "gexp_test_run"), ("test_multiome", "gexp_multiome_run")]
+    "profile, expected", [("test", "gexp_predict_run"), ("test_multiome", "gexp_scatac_run")]
 )
 def test_profile_on_slurm_equals_gexp_run(cluster, profile, expected, request, tmp_path):
-    """Every task through sbatch (test_multiome: both PSEUDOBULK tasks too), with the outputs
-    of `gexp run` on the same inputs."""
+    """Every task through sbatch (test_multiome: both PSEUDOBULK tasks too; samples to
+    predict in both: PREDICT and PREDICTIONS), with the outputs of `gexp run` on the same
+    inputs."""
     expected = request.getfixturevalue(expected)
     data = copy_test_data(tmp_path / "data")
     launch = tmp_path / "launch"
     log = assert_ok(
         run_test_profile(
             data, tmp_path / "results", launch, "-c", SLURM / "nextflow.config",
+            "--input", samplesheet_with_predictions(data, profile),
             profile=f"slurm,{profile}", env=cluster,
         )
     )  # fmt: skip
+    assert sum("PREDICT (" in task for task in submitted(log)) == (
+        8 if "multiome" in profile else 2
+    )
     headers = [sbatch_header(p.parent) for p in (launch / "work").glob("*/*/.command.run")]
     assert len(headers) == len(submitted(log)) > 20
     assert all(any(h.startswith("-J nf-") for h in header) for header in headers)

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PREDICT_ROWS, assert_user_error, run_gexp, with_samples_to_predict
+from conftest import assert_user_error, run_gexp
 from gexpcore.evaluation.reliability import conformal_quantile, fold_coverage, interval_model
 from gexpcore.io.samplesheet import read_samplesheet
-from pipeline import copy_test_data
+from pipeline import PREDICT_ROWS, copy_test_data, with_samples_to_predict, with_scatac_library
 
 
 def test_rows_without_rna_are_samples_to_predict(tmp_path):
@@ -177,8 +177,6 @@ def test_a_library_whose_barcodes_are_not_the_fragments_fails_in_one_line(tmp_pa
     cells = data / "lib2" / "cells.csv"
     lines = cells.read_text().splitlines()
     cells.write_text("\n".join([lines[0], *(f"X{ln}" for ln in lines[1:])]) + "\n")
-    from conftest import with_scatac_library
-
     proc = run_gexp(
         "run", "--input", with_scatac_library(data), "--gtf", data / "genes.gtf.gz",
         "--chrom-sizes", data / "chrom.sizes", "--outdir", tmp_path / "out",
