@@ -198,3 +198,21 @@ def test_a_damaged_file_fails_in_one_line_naming_it(case, damage, sim, run_resul
     out.mkdir(exist_ok=True)
     written = [p for p in out.rglob("*") if p.is_file() and p.name != ".gexp.lock"]  # a lock
     assert written == [], written
+
+
+def test_a_quantification_kallisto_left_empty_is_never_kept(tmp_path):
+    """kallisto quant exits 0 when it could not write its table (a full disk): an empty or
+    cut abundance.tsv stops the step before its folder gets its final name."""
+    from gexpcore.errors import GexpError
+    from gexpcore.steps.quantify import check_quant_output
+
+    (tmp_path / "abundance.tsv").write_text("")
+    with pytest.raises(GexpError, match="kallisto quant wrote no complete abundance.tsv"):
+        check_quant_output(tmp_path, "S001")
+    (tmp_path / "abundance.tsv").write_text("target_id\tlength\teff_length\test_counts\ttpm\nT1\t9")
+    with pytest.raises(GexpError, match="S001"):
+        check_quant_output(tmp_path, "S001")
+    (tmp_path / "abundance.tsv").write_text(
+        "target_id\tlength\teff_length\test_counts\ttpm\nT1\t9\t9\t1\t1\n"
+    )
+    check_quant_output(tmp_path, "S001")

@@ -10,6 +10,7 @@ epochs from which an interrupted training resumes.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import os
 import time
@@ -119,18 +120,25 @@ def _fit_label(ctx: Context) -> str:
 def _save(path, key, net, optimiser, progress: dict, best, best_state, waited) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(
-        {
-            "key": key,
-            "net": net.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            **progress,  # epoch, history, validation
-            "best": best,
-            "best_state": best_state,
-            "waited": waited,
-        },
-        tmp,
-    )
+    state = {
+        "key": key,
+        "net": net.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        **progress,  # epoch, history, validation
+        "best": best,
+        "best_state": best_state,
+        "waited": waited,
+    }
+    try:
+        torch.save(state, tmp)
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) so
+        tmp.unlink(missing_ok=True)
+        stat = os.statvfs(path.parent)
+        if stat.f_bavail * stat.f_frsize < 16 * 2**20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from None
+        raise OSError(
+            errno.EIO, f"torch could not write the checkpoint ({exc})", str(tmp)
+        ) from None
     os.replace(tmp, path)
 
 

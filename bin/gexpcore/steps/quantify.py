@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from ..errors import GexpError
 from ..files import atomic_dir, atomic_path, atomic_write
 from ..tools import dies_with_parent, require_tool, run_tool, run_tool_report, tool_failed
 from .fastq_check import FastqFeed, check_fastqs, heads_are_valid, reads_if_valid
@@ -62,6 +65,7 @@ def kallisto_quant(
             index, tmp, read1, read2, fragment_length, fragment_sd, threads
         )
         report = run_tool_report(cmd, f"sample {sample}: kallisto quant")
+        check_quant_output(tmp, sample)
     write_log(outdir, sample, report, quant_inputs(read1, read2))
     return outdir / "abundance.tsv"
 
@@ -127,9 +131,33 @@ def kallisto_quant_checked(
             stderr = err.read()
             if proc.returncode != 0:
                 tool_failed(f"sample {sample}: kallisto quant", "kallisto", stderr, proc)
+            check_quant_output(tmp, sample)
         _name_inputs(tmp / "run_info.json", feed.paths(files), files)
     write_log(outdir, sample, stderr, quant_inputs(feed.paths(read1), feed.paths(read2)))
     return reads
+
+
+def check_quant_output(folder: Path, sample: str) -> None:
+    """kallisto quant exits 0 after failing to write on a full disk, leaving an empty or cut
+    abundance.tsv: a finished one has a header, a row and a final newline, or it is never
+    kept (a full disk is said as one, with the file, so that a rerun redoes the sample)."""
+    from ..files import ends_with_newline
+
+    table = folder / "abundance.tsv"
+    whole = table.is_file() and table.stat().st_size > 0 and ends_with_newline(table)
+    if whole:
+        with open(table, "rb") as fh:
+            whole = len(fh.readlines(2**16)) >= 2  # a header and a row at least
+    if whole:
+        return
+    try:
+        stat = os.statvfs(folder)
+        nearly_full = stat.f_bavail * stat.f_frsize < 16 * 2**20
+    except OSError:
+        nearly_full = False
+    if nearly_full:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(table))
+    raise GexpError(f"sample {sample}: kallisto quant wrote no complete {table.name} ({table})")
 
 
 def _name_inputs(run_info: Path, pipes: list[str], files: list[str]) -> None:
