@@ -63,3 +63,21 @@ def test_debian_recipe_base_defaults_to_a_public_image():
     default = arg.group(1)
     assert not default.startswith(("localhost/", "localhost:")), "the default must be public"
     assert re.fullmatch(r"debian:[\w.-]+", default), f"not a public Debian image: {default}"
+
+
+def test_processes_that_load_torch_models_get_the_torch_image_in_ci():
+    """tests/containers/nextflow.config gives the data image (no torch) to every process but
+    those named for the training image: each process whose script runs `gexp train` or
+    `gexp predict` (which load locus_net, a torch model) must be among them."""
+    root = ENVS.parent
+    config = (root / "tests" / "containers" / "nextflow.config").read_text()
+    selector = re.search(r"withName:\s*'([^']+)'\s*\{\s*container = 'localhost/gexp-train", config)
+    assert selector, "no process gets the training image"
+    torch_users = set()
+    for module in sorted((root / "modules" / "local").glob("*/main.nf")):
+        text = module.read_text()
+        script = text[text.index("script:") :]
+        if re.search(r"gexp (train|predict)\b", script):
+            torch_users.add(re.search(r"process (\w+)", text).group(1))
+    assert torch_users == {"TRAIN", "PREDICT"}
+    assert torch_users <= set(selector.group(1).split("|"))
