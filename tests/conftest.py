@@ -129,6 +129,20 @@ def gexp_test_run(tmp_path_factory) -> Path:
     return bundled_run(data, data / "samplesheet.csv", base / "results")
 
 
+def multiome_run(experiment: Path, sheet: Path, outdir: Path) -> Path:
+    """`gexp run` on the bundled multiome experiment with the test_multiome profile's settings
+    (the defaults)."""
+    proc = run_gexp(
+        "run",
+        "--input", sheet,
+        "--gtf", experiment / "genes.gtf.gz",
+        "--chrom-sizes", experiment / "chrom.sizes",
+        "--outdir", outdir,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return outdir
+
+
 @pytest.fixture(scope="session")
 def gexp_multiome_run(tmp_path_factory) -> Path:
     """`gexp run` on the bundled multiome experiment with the test_multiome profile's
@@ -137,15 +151,7 @@ def gexp_multiome_run(tmp_path_factory) -> Path:
 
     base = tmp_path_factory.mktemp("gexp-multiome-run")
     experiment = copy_test_data(base / "data") / "multiome"
-    proc = run_gexp(
-        "run",
-        "--input", experiment / "samplesheet.csv",
-        "--gtf", experiment / "genes.gtf.gz",
-        "--chrom-sizes", experiment / "chrom.sizes",
-        "--outdir", base / "results",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return base / "results"
+    return multiome_run(experiment, experiment / "samplesheet.csv", base / "results")
 
 
 @pytest.fixture(scope="session")
@@ -155,12 +161,4 @@ def gexp_scatac_run(tmp_path_factory) -> Path:
 
     base = tmp_path_factory.mktemp("gexp-scatac-run")
     experiment = copy_test_data(base / "data") / "multiome"
-    proc = run_gexp(
-        "run",
-        "--input", with_scatac_library(experiment),
-        "--gtf", experiment / "genes.gtf.gz",
-        "--chrom-sizes", experiment / "chrom.sizes",
-        "--outdir", base / "results",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return base / "results"
+    return multiome_run(experiment, with_scatac_library(experiment), base / "results")
