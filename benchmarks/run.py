@@ -3,6 +3,7 @@
 
     python benchmarks/run.py            # the full set (about 10 minutes on 2 cores)
     python benchmarks/run.py --quick    # small sizes, to check that the script works
+    python benchmarks/run.py --only run # one section, printed only (results.md needs them all)
 
 Each measurement runs as its own process; wall time is measured around it and peak
 memory is the child's maximum resident set size (getrusage). Inputs are generated:
@@ -506,32 +507,40 @@ def machine() -> str:
     )
 
 
+SECTIONS = ("peak-bins", "merge", "dataset", "mixture-window", "run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.md")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run this section only (repeatable)"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     q = args.quick
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sections = [
-            lambda: bench_peak_bins(work, 5_000 if q else 120_000, rng, 1 if q else 3),
-            lambda: bench_merge(work, 2_000 if q else 60_000, 10 if q else 200, rng),
-            lambda: bench_dataset(
+        sections = {
+            "peak-bins": lambda: bench_peak_bins(work, 5_000 if q else 120_000, rng, 1 if q else 3),
+            "merge": lambda: bench_merge(work, 2_000 if q else 60_000, 10 if q else 200, rng),
+            "dataset": lambda: bench_dataset(
                 work,
                 [5, 10] if q else [50, 200, 500, 1000],
                 2_000 if q else 60_000,
                 2_000 if q else 100_000,
                 rng,
             ),
-            lambda: bench_mixture_window(
+            "mixture-window": lambda: bench_mixture_window(
                 work, 500 if q else 20_000, 10 if q else 200, 2_000 if q else 100_000, rng
             ),
-            lambda: bench_run(work, 6, 20_000 if q else 1_000_000, 1 if q else 3),
-        ]
-        for section in sections:
+            "run": lambda: bench_run(work, 6, 20_000 if q else 1_000_000, 1 if q else 3),
+        }
+        for name, section in sections.items():
+            if args.only and name not in args.only:
+                continue
             new = section()
             for row in new:
                 print(
@@ -555,7 +564,7 @@ def main() -> None:
         + "\n\n"
         + targets(table)
     )
-    if not q:
+    if not q and not args.only:
         args.out.write_text(
             text
             + (

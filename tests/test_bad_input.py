@@ -310,21 +310,13 @@ def test_sample_with_all_zero_expression_in_dataset(sim, reference, tmp_path):
 
 
 def test_tool_missing_from_path(tmp_path, bins, monkeypatch):
-    sizes, bins_path = bins
-    (tmp_path / "p.bed").write_text("chr1\t1\t10\n")
+    sizes, _ = bins
     py = shutil.which("python3")
     monkeypatch.setenv("PATH", os.path.dirname(py))
-    proc = run_gexp(
-        "peak-bins",
-        "--peaks",
-        tmp_path / "p.bed",
-        "--bins",
-        bins_path,
-        "--out",
-        tmp_path / "o" / "x.tsv.gz",
-    )
+    proc = run_gexp("bins", "--chrom-sizes", sizes, "--out", tmp_path / "o" / "bins.bed")
     if shutil.which("bedtools", path=os.path.dirname(py)) is None:
         assert_user_error(proc, "bedtools not found on PATH")
+    assert not (tmp_path / "o" / "bins.bed").exists()
 
 
 def test_non_numeric_fragment_length(sim, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 
 import numpy as np
 import pandas as pd
@@ -293,3 +294,143 @@ def test_a_damaged_bins_file_is_read_whole_and_refused(tmp_path, genome):
         ("chr1", 500, 2),
         ("chr2", 7, 1),
     ]
+
+
+def bedtools_values(peaks: pd.DataFrame, bins_path, sizes: dict, mode: str, tmp_path) -> dict:
+    """Bin values from the real bedtools (intersect, and merge for coverage) on the same
+    peaks, summarised with pandas: nothing shared with gexp's fixed-width arithmetic."""
+    import subprocess
+
+    p = peaks.iloc[:, :3].copy()
+    p.columns = ["chrom", "start", "end"]
+    p["end"] = np.minimum(p["end"], p["chrom"].map(sizes))
+    p["signal"] = peaks[6].to_numpy()
+    if mode == "midpoint":
+        p["start"] = p["start"] + (p["end"] - p["start"]) // 2
+        p["end"] = p["start"] + 1
+    bed = tmp_path / "ref.bed"
+    p.sort_values(["chrom", "start", "end"]).to_csv(bed, sep="\t", header=False, index=False)
+    if mode == "coverage":
+        merged = subprocess.run(["bedtools", "merge", "-i", bed], capture_output=True, check=True)
+        bed.write_bytes(merged.stdout)
+    flags = ["-wo"] if mode == "coverage" else ["-wa", "-wb"]
+    out = subprocess.run(["bedtools", "intersect", "-a", bed, "-b", bins_path, *flags],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    hits = pd.read_csv(io.StringIO(out), sep="\t", header=None) if out else pd.DataFrame()
+    if hits.empty:
+        return {}
+    if mode == "coverage":  # merged 0-2, bin 3-6, overlap 7
+        per_bin = hits.groupby(6).agg(covered=(7, "sum"), start=(4, "first"), end=(5, "first"))
+        values = per_bin["covered"] / (per_bin["end"] - per_bin["start"])
+    elif mode == "signal":  # peak 0-3, bin 4-7
+        values = hits.groupby(7)[3].max()
+    else:
+        values = hits.groupby(7)[3].size().clip(upper=1)
+    return {int(b): v for b, v in values.items() if v > 0}
+
+
+@pytest.mark.parametrize("mode", ["binary", "midpoint", "coverage", "signal"])
+@pytest.mark.parametrize(
+    ("bin_size", "region"), [(1000, None), (333, None), (700, "chr1:1001-9700")]
+)
+def test_fixed_width_arithmetic_equals_bedtools_intersect(tmp_path, genome, mode, bin_size, region):
+    """peak-bins places peaks in `gexp bins`' bins by arithmetic; the real bedtools on the same
+    peaks must find the same bins and values, at bin edges, chromosome ends, a region's bins
+    that start off a multiple of the width, and a chromosome shorter than one bin."""
+    sizes_path, _ = genome
+    sizes = {**SIZES, "chrM": 160}
+    sizes_path.write_text("".join(f"{c}\t{s}\n" for c, s in sizes.items()))
+    bins_path = tmp_path / "b.bed"
+    extra = ("--region", region) if region else ()
+    proc = run_gexp("bins", "--chrom-sizes", sizes_path, "--bin-size", bin_size, "--out",
+                    bins_path, *extra)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rng = np.random.default_rng(bin_size)
+    peaks = pd.concat([random_peaks(rng, 400), random_peaks(rng, 40)], ignore_index=True)
+    peaks.loc[len(peaks)] = ["chrM", 10, 150, "m", 10, ".", 4.25, 5.0, 3.0, 0]
+    peaks.loc[len(peaks)] = ["chr1", 500, 1500, "zero", 10, ".", 0.0, 5.0, 3.0, 0]
+    peaks.loc[len(peaks)] = ["chr1", 2500, 3500, "neg", 10, ".", -1.0, 5.0, 3.0, 0]
+    path = tmp_path / "p.narrowPeak"
+    peaks.to_csv(path, sep="\t", header=False, index=False)
+    out = tmp_path / "S.tsv.gz"
+    proc = run_gexp("peak-bins", "--peaks", path, "--bins", bins_path, "--chrom-sizes",
+                    sizes_path, "--mode", mode, "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = pd.read_csv(out, sep="\t")
+    expected = bedtools_values(peaks, bins_path, sizes, mode, tmp_path)
+    assert got["bin"].tolist() == sorted(expected) and len(expected) > 10
+    np.testing.assert_array_equal(got["value"].to_numpy(), [expected[b] for b in sorted(expected)])
+
+
+def test_layout_width_is_known_only_for_fixed_width_bins(tmp_path, genome):
+    """Bins that are not one fixed width (however numbered) get no width, so peak-bins takes
+    them through bedtools, and the values are the same as by per-base coverage."""
+    from gexpcore.steps.bins import read_bin_layout
+
+    _, bins_path = genome
+    assert read_bin_layout(bins_path).width == BIN
+    wide = tmp_path / "wide.bed"  # a one-bin chromosome wider than the others' bins
+    wide.write_text("chr1\t0\t10\t0\nchr1\t10\t20\t1\nchr1\t20\t25\t2\nchr2\t0\t70\t3\n")
+    assert read_bin_layout(wide).width is None
+    uneven = tmp_path / "uneven.bed"
+    rows = [("chr1", 0, 2500), ("chr1", 2500, 3000), ("chr1", 3000, 10_500), ("chr2", 0, 7_250)]
+    uneven.write_text("".join(f"{c}\t{s}\t{e}\t{i}\n" for i, (c, s, e) in enumerate(rows)))
+    assert read_bin_layout(uneven).width is None
+    peaks = random_peaks(np.random.default_rng(3))
+    path = tmp_path / "p.narrowPeak"
+    peaks.to_csv(path, sep="\t", header=False, index=False)
+    out = tmp_path / "S.tsv.gz"
+    proc = run_gexp("peak-bins", "--peaks", path, "--bins", uneven, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    bins = pd.DataFrame(rows, columns=["chrom", "start", "end"]).assign(bin=range(4))
+    np.testing.assert_allclose(
+        read_sparse(out, 4).to_numpy(), oracle(peaks, bins, "signal").to_numpy(), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["12", "+12", "-3", "1_000", "1e3", "7.5", "0x10", "nan", "inf", "1e400", ".5", "5.", "-0",
+     "2.5e-3", "1d5", "١٢"],
+)  # fmt: skip
+@pytest.mark.parametrize("column", [1, 4, 6])
+def test_fast_peak_reader_agrees_with_the_full_reader(tmp_path, token, column):
+    """The common case is read by numpy's C reader; whatever a column holds, it must give
+    read_peaks' values, or step aside so that read_peaks gives its error."""
+    from gexpcore.errors import GexpError
+    from gexpcore.io.peaks import read_peak_columns, read_peaks
+
+    fields = ["chr1", "100", "900", "p", "50", ".", "3.25", "-1", "-1", "-1"]
+    fields[column] = token
+    path = tmp_path / "p.narrowPeak"
+    path.write_text("\t".join(fields) + "\nchr2\t5\t60\tq\t70\t.\t0.1\t-1\t-1\t-1\n", "utf-8")
+    sizes = {"chr1": 10_000, "chr2": 5_000}
+    try:
+        expected = read_peaks(path, sizes)
+    except GexpError as exc:
+        with pytest.raises(GexpError) as raised:
+            read_peak_columns(path, sizes)
+        assert str(raised.value) == str(exc)
+        return
+    got = read_peak_columns(path, sizes)
+    assert got.chrom == expected["chrom"].tolist()
+    assert got.start.tolist() == expected["start"].tolist()
+    assert got.end.tolist() == expected["end"].tolist()
+    assert got.signal.tolist() == expected["signal"].tolist()
+
+
+def test_fast_peak_reader_parses_floats_as_python_does(tmp_path):
+    """Signal values are written back by repr, so numpy's parse must be Python's, digit for
+    digit: random values with up to 17 significant digits and exponents."""
+    from gexpcore.io.peaks import read_peak_columns
+
+    rng = np.random.default_rng(11)
+    texts = [
+        f"{v:.{d}g}"
+        for v, d in zip(rng.lognormal(0, 8, 5000), rng.integers(1, 18, 5000), strict=True)
+    ]
+    path = tmp_path / "p.narrowPeak"
+    path.write_text("".join(f"chr1\t{i}\t{i + 10}\t.\t0\t.\t{t}\t-1\t-1\t-1\n"
+                            for i, t in enumerate(texts)))  # fmt: skip
+    got = read_peak_columns(path, {"chr1": 100_000})
+    assert got.signal.tolist() == [float(t) for t in texts]

@@ -9,9 +9,9 @@ all-zero sample.
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,12 +144,18 @@ def read_peaks(
 
 @dataclass
 class PeakColumns:
-    """Clean peaks as plain lists: what peak-bins needs, without importing pandas."""
+    """Clean peaks as numpy columns: what peak-bins needs, without importing pandas."""
 
-    chrom: list[str]
-    start: list[int]
-    end: list[int]
-    signal: list[float]
+    chroms: list[str]  # the chromosomes, in order of first appearance
+    code: np.ndarray  # each peak's index into chroms
+    start: np.ndarray  # int64
+    end: np.ndarray  # int64
+    signal: np.ndarray  # float64
+
+    @property
+    def chrom(self) -> list[str]:
+        """Each peak's chromosome name."""
+        return [self.chroms[i] for i in self.code.tolist()]
 
 
 def read_peak_columns(
@@ -158,12 +164,14 @@ def read_peak_columns(
     min_score: float | None = None,
     need_signal: bool = False,
 ) -> PeakColumns:
-    """read_peaks' result as lists, the common case parsed without pandas.
+    """read_peaks' result as numpy columns, the common case parsed without pandas.
 
     A file with anything unusual (comment or track lines, ragged columns, a value
     that is not a plain number, an error to report) goes through read_peaks itself,
     so every message and every result stays the same.
     """
+    import numpy as np
+
     path = Path(path)
     parsed = _parse_plain(path)
     if parsed is not None:
@@ -171,21 +179,29 @@ def read_peak_columns(
         if clean is not None:
             return clean
     table = read_peaks(path, chrom_sizes, min_score=min_score, need_signal=need_signal)
+    chroms, code = _codes(table["chrom"].tolist())
     return PeakColumns(
-        table["chrom"].tolist(),
-        table["start"].tolist(),
-        table["end"].tolist(),
-        table["signal"].astype(float).tolist(),
+        chroms,
+        code,
+        table["start"].to_numpy(np.int64),
+        table["end"].to_numpy(np.int64),
+        table["signal"].to_numpy(np.float64),
     )
 
 
 # Line breaks that str.splitlines honours besides \n (non-ASCII ones are ruled out apart).
 _OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
-_FLOAT_CHARS = frozenset("0123456789.eE+-")
 
 
 def _parse_plain(path: Path):
-    """(chrom, start, end, score or None, signal or None) of a plain BED, or None if unusual."""
+    """(chrom, start, end, score or None, signal or None) of a plain BED, or None if unusual.
+
+    Plain: ASCII, no comment, track or blank line, no blank at a line's ends, and the
+    same number of tab-separated fields on every line. numpy's C reader (loadtxt) then
+    takes the columns in one pass; it parses numbers as Python's int() and float() do.
+    """
+    import numpy as np
+
     text = read_text(path, "peaks")
     if not text.isascii() or any(c in text for c in _OTHER_BREAKS):
         return None
@@ -197,86 +213,78 @@ def _parse_plain(path: Path):
     tabs = set(map(str.count, lines, itertools.repeat("\t")))
     if len(tabs) != 1 or min(tabs) < 2:
         return None
-    # Every line has the same fields: split all at once and take the columns by stride.
-    width = tabs.pop() + 1
-    fields = "\t".join(lines).split("\t")
-    columns = [fields[k::width] for k in range(min(width, 7))]
-    start, end = _integers(columns[1]), _integers(columns[2])
-    if start is None or end is None:
-        return None
-    score = _floats(columns[4]) if len(columns) > 4 else None
-    signal = _floats(columns[6]) if len(columns) > 6 else None
-    if (len(columns) > 4 and score is None) or (len(columns) > 6 and signal is None):
-        return None
-    return list(columns[0]), start, end, score, signal
-
-
-def _integers(texts: list[str]) -> list[int] | None:
-    joined = "".join(texts)
-    if not joined.isdigit() or not all(texts):
-        return None
-    return list(map(int, texts))
-
-
-def _floats(texts: list[str]) -> list[float] | None:
-    if not all(texts) or not set("".join(texts)) <= _FLOAT_CHARS:
-        return None
+    width = min(tabs.pop() + 1, 7)
+    names = ["chrom", "start", "end", "score", "signal"][: 3 + (width > 4) + (width > 6)]
+    kinds = [object, np.int64, np.int64, np.float64, np.float64][: len(names)]
+    usecols = [0, 1, 2, 4, 6][: len(names)]
     try:
-        values = list(map(float, texts))
+        table = np.loadtxt(
+            io.StringIO(text), delimiter="\t", usecols=usecols, comments=None, quotechar=None,
+            dtype=list(zip(names, kinds, strict=True)), ndmin=1,
+        )  # fmt: skip
     except ValueError:
         return None
-    return values if all(map(math.isfinite, values)) else None
+    columns = [table[name] for name in names] + [None] * (5 - len(names))
+    return columns[0].tolist(), *columns[1:]
+
+
+def _codes(chrom: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct names in order of first appearance, and each entry's index among them."""
+    import numpy as np
+
+    index = {c: i for i, c in enumerate(dict.fromkeys(chrom))}
+    return list(index), np.fromiter(map(index.__getitem__, chrom), np.int64, len(chrom))
 
 
 def _clean(path, chrom, start, end, score, signal, sizes, min_score, need_signal):
-    """read_peaks' checks and clean-up on plain lists; None where read_peaks would fail."""
-    if any(e <= s for s, e in zip(start, end, strict=True)):
+    """read_peaks' checks and clean-up on numpy columns; None where read_peaks would fail."""
+    import numpy as np
+
+    if (start < 0).any() or (end <= start).any():
+        return None
+    finite = [np.isfinite(v).all() for v in (score, signal) if v is not None]
+    if not all(finite):
         return None
     if need_signal and signal is None:
         log.warning("peaks %s: no signalValue (narrowPeak column 7); every peak counts as 1", path)
     if signal is None:
-        signal = [1.0] * len(start)
+        signal = np.ones(len(start))
     if min_score is not None:
         if score is None:
             return None
-        keep = [s >= min_score for s in score]
-        if not any(keep):
+        keep = score >= min_score
+        if not keep.any():
             return None
-        chrom, start, end, signal = (_select(col, keep) for col in (chrom, start, end, signal))
-    renames = chrom_renames(dict.fromkeys(chrom), set(sizes))
+        chrom = [c for c, k in zip(chrom, keep.tolist(), strict=True) if k]
+        start, end, signal = start[keep], end[keep], signal[keep]
+    chroms, code = _codes(chrom)
+    renames = chrom_renames(dict.fromkeys(chroms), set(sizes))
     if renames:
         _warn_renamed(path, renames)
-        chrom = [renames.get(c, c) for c in chrom]
-    known = [c in sizes for c in chrom]
-    if not any(known):
+        chroms = [renames.get(c, c) for c in chroms]
+    known = np.array([c in sizes for c in chroms])[code]
+    if not known.any():
         return None
-    if not all(known):
-        contigs = list(dict.fromkeys(c for c, k in zip(chrom, known, strict=True) if not k))
+    if not known.all():
+        contigs = list(dict.fromkeys(chroms[i] for i in code[~known].tolist()))
         log.warning(
             "peaks %s: dropped %d peak(s) on %d contig(s) not in the genome (e.g. %s)",
             path,
-            known.count(False),
+            int((~known).sum()),
             len(contigs),
             contigs[0],
         )
-        chrom, start, end, signal = (_select(col, known) for col in (chrom, start, end, signal))
-    size = [sizes[c] for c in chrom]
-    inside = [s < n for s, n in zip(start, size, strict=True)]
-    if not all(inside):
+        code, start, end, signal = code[known], start[known], end[known], signal[known]
+    size = np.array([sizes.get(c, 0) for c in chroms], dtype=np.int64)[code]
+    inside = start < size
+    if not inside.all():
         log.warning(
             "peaks %s: dropped %d peak(s) starting beyond their chromosome's end",
             path,
-            inside.count(False),
+            int((~inside).sum()),
         )
-        chrom, start, end, signal, size = (
-            _select(col, inside) for col in (chrom, start, end, signal, size)
-        )
-    end = [min(e, n) for e, n in zip(end, size, strict=True)]
-    return PeakColumns(chrom, start, end, signal)
-
-
-def _select(values: list, keep: list[bool]) -> list:
-    return [v for v, k in zip(values, keep, strict=True) if k]
+        code, start, end, signal, size = (v[inside] for v in (code, start, end, signal, size))
+    return PeakColumns(chroms, code, start, np.minimum(end, size), signal)
 
 
 def _warn_renamed(path, renames: dict[str, str]) -> None:

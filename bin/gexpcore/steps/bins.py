@@ -86,6 +86,9 @@ class BinLayout:
     """Where every chromosome's bins start and end, without the 3 M lines of bins.bed."""
 
     chroms: tuple[ChromBins, ...]
+    # Every bin's width but each chromosome's last (shorter or equal), when bins.bed is one
+    # from `gexp bins`; None for any other layout, whose bins are then read whole.
+    width: int | None = None
 
     @property
     def n_bins(self) -> int:
@@ -110,7 +113,8 @@ def read_bin_layout(path: str | Path) -> BinLayout:
     path = require_file(path, "bins")
     try:
         with open(path, "rb") as fh:
-            return BinLayout(tuple(_chrom_runs(fh, os.fstat(fh.fileno()).st_size)))
+            runs, width = _chrom_runs(fh, os.fstat(fh.fileno()).st_size)
+            return BinLayout(tuple(runs), width)
     except (ValueError, IndexError, UnicodeDecodeError):
         pass
     bins = read_bins(path)
@@ -144,9 +148,10 @@ def _line_from(fh, offset: int) -> tuple[int, list[str]] | None:
     return offset, line[:-1].decode().split("\t")
 
 
-def _chrom_runs(fh, size: int) -> list[ChromBins]:
+def _chrom_runs(fh, size: int) -> tuple[list[ChromBins], int]:
+    """Each chromosome's run of bins, and their common width (checked, not assumed)."""
     runs: list[ChromBins] = []
-    width = 0
+    width = widest = 0
     offset, index = 0, 0
     while offset < size:
         found = _line_from(fh, offset)
@@ -187,10 +192,15 @@ def _chrom_runs(fh, size: int) -> list[ChromBins]:
         if length != next_offset - offset:
             raise ValueError("run length")
         runs.append(ChromBins(chrom, start, last_end, first, count))
+        widest = max(widest, step)
         offset, index = next_offset, first + count
     if not runs:
         raise ValueError("empty")
-    return runs
+    if len({r.chrom for r in runs}) < len(runs):  # a chromosome in two places
+        raise ValueError("chromosome split")
+    if width and widest > width:  # a chromosome of one bin, wider than the others' bins
+        raise ValueError("not fixed-width")
+    return runs, width or widest  # chromosomes of one bin each: any width >= the widest fits
 
 
 def _digits(first: int, step: int, n: int) -> int:

@@ -24,7 +24,7 @@ from ..files import atomic_write, reading, require_file
 from ..io.genome import chrom_sizes_for, read_chrom_sizes
 from ..io.peaks import read_peak_columns
 from ..tools import run_tool
-from .bins import read_bin_layout, read_bins
+from .bins import BinLayout, read_bin_layout, read_bins
 from .options import genome_options
 
 if TYPE_CHECKING:  # imported where used: binning peaks needs neither (it runs once per sample)
@@ -59,52 +59,135 @@ def bin_peak_values(
 ) -> tuple[list[int], list]:
     """(bins, values) of the bins with a non-zero value, by bin: bin_peaks without pandas.
 
-    Values are ints (binary, midpoint) or floats (coverage, signal). Only a few
-    lines of bins.bed are read (bins.read_bin_layout); bedtools reads it whole,
-    streaming, and its output is split in one go and read by column.
+    Values are ints (binary, midpoint) or floats (coverage, signal). Only a few lines of
+    bins.bed are read (bins.read_bin_layout). Bins from `gexp bins` are fixed-width, so
+    the bins each peak overlaps follow from its coordinates by arithmetic, in numpy; any
+    other layout goes through `bedtools intersect`, which tests hold the arithmetic equal to.
     """
     if mode not in MODES:
         raise GexpError(f"unknown mode '{mode}'; choose one of {', '.join(MODES)}")
     bins_path = require_file(bins_path, "bins")
     peaks_path = require_file(peaks_path, "peaks")
-    ends = read_bin_layout(bins_path).ends()  # chromosome → end, in the bins' order
+    layout = read_bin_layout(bins_path)
+    ends = layout.ends()  # chromosome → end, in the bins' order
     sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes else ends
     peaks = read_peak_columns(peaks_path, sizes, min_score=min_score, need_signal=mode == "signal")
     start, end = peaks.start, peaks.end
     if mode == "midpoint":
-        start = [s + (e - s) // 2 for s, e in zip(start, end, strict=True)]
-        end = [m + 1 for m in start]
+        start = start + (end - start) // 2
+        end = start + 1
+    if layout.width is None:
+        values = _by_bedtools(peaks.chrom, start.tolist(), end.tolist(), peaks.signal.tolist(),
+                              bins_path, ends, mode)  # fmt: skip
+        found = sorted(b for b, v in values.items() if v > 0)
+        found_values = [values[b] for b in found]
+    elif mode == "coverage":
+        found, found_values = _covered_fractions(peaks.chroms, peaks.code, start, end, layout)
+    else:
+        found, found_values = _largest_signals(peaks, start, end, layout)
+        if mode != "signal":
+            found_values = [1] * len(found)
+    if not found:
+        return _empty(peaks_path)
+    return found, found_values
+
+
+def _bin_pairs(chroms: list[str], code, start, end, layout: BinLayout):
+    """Every (interval, bin) pair that overlaps by >= 1 bp (bedtools' rule), as the arrays
+    (interval, bin, clipped start, clipped end): with fixed-width bins, an interval's bins are
+    those holding its first and its last base, and all between."""
+    import numpy as np
+
+    run_start, run_end, run_first = _runs_of(chroms, code, layout)
+    lo, hi = np.maximum(start, run_start), np.minimum(end, run_end)
+    inside = np.flatnonzero(lo < hi)  # an interval off every bin has run_end 0, so lo >= hi
+    lo, hi, run_start, run_first = lo[inside], hi[inside], run_start[inside], run_first[inside]
+    first = run_first + (lo - run_start) // layout.width
+    count = run_first + (hi - 1 - run_start) // layout.width - first + 1
+    pair = np.repeat(np.arange(len(inside)), count)
+    step = np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+    return inside[pair], first[pair] + step, lo[pair], hi[pair]
+
+
+def _runs_of(chroms: list[str], code, layout: BinLayout):
+    """(start, end, first bin) of each entry's chromosome's bins; 0, 0, 0 off the bins."""
+    import numpy as np
+
+    runs = {r.chrom: r for r in layout.chroms}
+    columns = [[getattr(runs[c], f) if c in runs else 0 for c in chroms] for f in
+               ("start", "end", "first")]  # fmt: skip
+    return tuple(np.array(column, dtype=np.int64)[code] for column in columns)
+
+
+def _largest_signals(peaks, start, end, layout: BinLayout) -> tuple[list[int], list[float]]:
+    """The bins that any peak overlaps, and the largest signal among those peaks (> 0 kept)."""
+    import numpy as np
+
+    peak, b, _, _ = _bin_pairs(peaks.chroms, peaks.code, start, end, layout)
+    value = peaks.signal[peak]
+    order = np.lexsort((value, b))  # by bin, then signal: each bin's largest comes last
+    b, value = b[order], value[order]
+    last = np.append(b[1:] != b[:-1], True) if len(b) else np.zeros(0, dtype=bool)
+    b, value = b[last], value[last]
+    keep = value > 0
+    return b[keep].tolist(), value[keep].tolist()
+
+
+def _covered_fractions(chroms, code, start, end, layout: BinLayout) -> tuple[list[int], list]:
+    """Each bin's fraction of bases under the union of the peaks (bedtools merge, then the
+    overlap of each merged interval with each bin, summed per bin)."""
+    import numpy as np
+
+    # On one axis with each chromosome far beyond the last, a running maximum of the ends
+    # finds where a new merged interval starts (a start past every end before it).
+    shift = np.int64(1) << 40
+    order = np.lexsort((start, code))
+    lo, hi = code[order] * shift + start[order], code[order] * shift + end[order]
+    reach = np.maximum.accumulate(hi)
+    new = np.flatnonzero(np.append(True, lo[1:] > reach[:-1]))
+    merged_code = code[order][new]
+    merged_start = lo[new] - merged_code * shift
+    merged_end = np.maximum.reduceat(hi, new) - merged_code * shift if len(new) else new
+    interval, b, lo, hi = _bin_pairs(chroms, merged_code, merged_start, merged_end, layout)
+    run_start, run_end, run_first = _runs_of(chroms, merged_code[interval], layout)
+    bin_start = run_start + (b - run_first) * layout.width
+    bin_end = np.minimum(bin_start + layout.width, run_end)
+    overlap = np.minimum(hi, bin_end) - np.maximum(lo, bin_start)
+    found, at = np.unique(b, return_inverse=True)
+    covered = np.bincount(at, weights=overlap, minlength=len(found))  # whole numbers, exact
+    length = np.zeros(len(found), dtype=np.int64)
+    length[at] = bin_end - bin_start
+    return found.tolist(), (covered / length).tolist()
+
+
+def _by_bedtools(chrom, start, end, signal, bins_path: Path, ends: dict[str, int], mode: str):
+    """Bin values through `bedtools intersect -sorted`: for layouts other than `gexp bins`'."""
     # Sort peaks in the bins' chromosome order, which bedtools -sorted requires.
     rank = {c: i for i, c in enumerate(ends)}
     order = sorted(
-        (i for i, c in enumerate(peaks.chrom) if c in rank),
-        key=lambda i: (rank[peaks.chrom[i]], start[i], end[i]),
+        (i for i, c in enumerate(chrom) if c in rank),
+        key=lambda i: (rank[chrom[i]], start[i], end[i]),
     )
     if not order:
-        return _empty(peaks_path)
+        return {}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         genome = tmp / "genome.txt"
         genome.write_text("".join(f"{c}\t{e}\n" for c, e in ends.items()))
         bed = tmp / "peaks.bed"
         columns = (
-            [peaks.chrom[i] for i in order],
+            [chrom[i] for i in order],
             [str(start[i]) for i in order],
             [str(end[i]) for i in order],
-            [repr(peaks.signal[i]) for i in order],
+            [repr(signal[i]) for i in order],
         )
         bed.write_text("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n")
         if mode == "coverage":
             merged = tmp / "merged.bed"
             run_tool(["bedtools", "merge", "-i", bed], "peak-bins", stdout=merged)
-            values = _coverage(_intersect(merged, bins_path, genome, ["-wo"]))
-        else:
-            hits = _intersect(bed, bins_path, genome, ["-wa", "-wb"])
-            values = _signal(hits) if mode == "signal" else _binary(hits)
-    if not values:
-        return _empty(peaks_path)
-    found = sorted(b for b, v in values.items() if v > 0)
-    return found, [values[b] for b in found]
+            return _coverage(_intersect(merged, bins_path, genome, ["-wo"]))
+        hits = _intersect(bed, bins_path, genome, ["-wa", "-wb"])
+        return _signal(hits) if mode == "signal" else _binary(hits)
 
 
 def _intersect(a: Path, bins_path: Path, genome: Path, flags: list[str]) -> list[bytes]:
@@ -232,9 +315,9 @@ def write_peak_bins(values: pd.DataFrame | tuple[list[int], list], out: str | Pa
     with atomic_write(out, level=1) as fh:
         if isinstance(values, tuple):
             bins, found = values
-            fh.write(
-                "bin\tvalue\n" + "".join(f"{b}\t{v!r}\n" for b, v in zip(bins, found, strict=True))
-            )
+            if len(bins) != len(found):
+                raise ValueError("bins and values differ in length")
+            fh.write("bin\tvalue\n" + "".join(map("{}\t{!r}\n".format, bins, found)))
         else:
             values.to_csv(fh, sep="\t", index=False)
 
