@@ -20,11 +20,10 @@ import itertools
 import os
 import threading
 import time
-import zlib
 from pathlib import Path
 
 from ..errors import GexpError
-from ..files import check_gzip_stream, is_gzip, require_file
+from ..files import GZIP_ERRORS, check_gzip_stream, is_gzip, open_gzip, require_file
 
 HEAD_RECORDS = 1000
 
@@ -116,8 +115,7 @@ class FastqFeed:
     def _feed(self, i: int) -> None:
         path = self.files[i]
         try:
-            opener = gzip.open if is_gzip(path) else open
-            with opener(path, "rb") as src:
+            with open_gzip(path) if is_gzip(path) else open(path, "rb") as src:
                 out = self._open_fifo(self.fifos[i])
                 if out is None:
                     return
@@ -127,7 +125,7 @@ class FastqFeed:
                         lines += chunk.count(b"\n")
                         dst.write(chunk)
             self._lines[i] = lines
-        except (OSError, EOFError, zlib.error):  # incl. a reader gone (BrokenPipeError)
+        except (OSError, *GZIP_ERRORS):  # incl. a reader gone (BrokenPipeError)
             self._stop.set()
 
     def _open_fifo(self, fifo: Path) -> int | None:
@@ -164,7 +162,7 @@ def heads_are_valid(files: list[str]) -> bool:
     try:
         for f in files:
             _check_head(Path(f))
-    except (GexpError, OSError, EOFError, zlib.error):
+    except (GexpError, OSError, *GZIP_ERRORS):
         return False
     return True
 
