@@ -27,11 +27,14 @@ it is.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import csv
-import io
 import itertools
 import logging
 import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +43,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import atomic_write, require_file
+from ..files import GZIP_ERRORS, atomic_write, format_reason, open_gzip, require_file
 from ..io.ids import chrom_renames, strip_versions
-from ..io.tabix import fetching, open_tabix
+from ..io.tabix import open_tabix
 from ..io.tenx import GENE_EXPRESSION, read_10x_h5
 from .bins import BinLayout, read_bin_layout
 from .gene_tpm import write_gene_tpm
@@ -235,91 +238,145 @@ def cut_sites(
     fragments: str | Path,
     samples: list[PseudobulkSample],
     grid: BinGrid,
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Samples × bins Tn5 cut-site counts, and fragments per sample, streamed by chromosome."""
-    layout, width = grid.layout, grid.width
+) -> tuple[dict[str, sp.csr_matrix], np.ndarray]:
+    """Each bins chromosome's samples × bins Tn5 cut-site counts, and fragments per sample.
+
+    One pass over the file in its own order (a tabix file is sorted, so each chromosome's
+    lines come together), decompressed by ISA-L and parsed by pandas' C reader in batches:
+    no Python operation runs per fragment. Counts are summed into one chromosome's dense
+    array at a time, kept sparse once it is done, so memory follows the largest chromosome.
+    """
+    layout = grid.layout
     barcodes = [b for s in samples for b in s.barcodes]
     sample_of = pd.Series(
         np.repeat(np.arange(len(samples)), [len(s.barcodes) for s in samples]), index=barcodes
     )  # barcode → sample, looked up by the index's hash table
-    shape = (len(samples), layout.n_bins)
-    matrix = sp.csr_matrix(shape, dtype=np.float32)
-    per_sample = np.zeros(len(samples), dtype=np.int64)
-    with open_tabix(fragments, "fragments") as tbx:
+    with open_tabix(fragments, "fragments") as tbx:  # its checks, and its contigs' names
         contigs = list(tbx.contigs)
-        renames = chrom_renames(dict.fromkeys(contigs), {c.chrom for c in layout.chroms})
-        by_bins = {renames.get(c, c): c for c in contigs}
-        for run in layout.chroms:
-            if run.chrom not in by_bins:
-                continue
-            rows: list[np.ndarray] = []
-            cols: list[np.ndarray] = []
-            with fetching(fragments, "fragments", by_bins[run.chrom]):
-                lines = tbx.fetch(by_bins[run.chrom])
-                while batch := list(itertools.islice(lines, BATCH)):  # taken in C, not by line
-                    _count(batch, sample_of, run, width, rows, cols, per_sample)
-            # One chromosome's cut sites summed into their bins before the next is read, so
-            # memory holds the largest chromosome's cuts, not the file's.
-            matrix = matrix + _summed(rows, cols, shape)
-    return matrix.tocsr(), per_sample
+    renames = chrom_renames(dict.fromkeys(contigs), {c.chrom for c in layout.chroms})
+    counter = _CutCounter({r.chrom: r for r in layout.chroms}, grid.width, len(samples))
+    with reading_fragments(fragments), open_gzip(fragments) as fh:
+        batches = pd.read_csv(
+            fh, sep="\t", header=None, usecols=[0, 1, 2, 3], comment="#", chunksize=BATCH,
+            names=["chrom", "start", "end", "barcode"], engine="c", dtype={"chrom": "category",
+            "start": np.int64, "end": np.int64, "barcode": "category"},
+        )  # fmt: skip
+        for batch in batches:
+            chroms, barcode = batch["chrom"].cat, batch["barcode"].cat
+            found = sample_of.index.get_indexer(barcode.categories)  # per distinct barcode
+            sample = np.where(found >= 0, sample_of.to_numpy()[found], -1)
+            who = sample[barcode.codes.to_numpy()]
+            code = chroms.codes.to_numpy()
+            starts, ends = batch["start"].to_numpy(), batch["end"].to_numpy()
+            edges = [0, *(np.flatnonzero(code[1:] != code[:-1]) + 1).tolist(), len(code)]
+            for lo, hi in itertools.pairwise(edges):  # the batch's run of each chromosome
+                name = str(chroms.categories[code[lo]])
+                part = slice(lo, hi)
+                counter.add(renames.get(name, name), who[part], starts[part], ends[part])
+    return counter.finish(), counter.per_sample
 
 
-def _summed(rows: list[np.ndarray], cols: list[np.ndarray], shape) -> sp.csr_matrix:
-    if not rows:
-        return sp.csr_matrix(shape, dtype=np.float32)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=shape)
+@contextlib.contextmanager
+def reading_fragments(path: str | Path) -> Iterator[None]:
+    """What reading the file finds (a corrupt block, a line that is not a fragment) becomes
+    one line naming the file."""
+    try:
+        yield
+    except GexpError:
+        raise
+    except (OSError, ValueError, *GZIP_ERRORS) as exc:
+        raise GexpError(
+            f"fragments {path}: damaged or not a fragments file ({format_reason(exc)}); "
+            "expected chrom, start, end, barcode[, count] per line, bgzipped"
+        ) from None
 
 
-def _count(lines, sample_of, run, width, rows, cols, per_sample) -> None:
-    """Add one batch of a chromosome's fragments: both cut sites of each kept fragment.
+class _CutCounter:
+    """Cut sites summed per chromosome: a dense samples × bins array for the chromosome being
+    read, made sparse when the next begins (a chromosome read again is added to)."""
 
-    The batch is parsed by pandas' C reader and its barcodes looked up in a hash index
-    (`sample_of`, barcode → sample), so no Python operation runs per fragment.
+    def __init__(self, runs: dict, width: int, n_samples: int) -> None:
+        self.runs, self.width, self.n = runs, width, n_samples
+        self.done: dict[str, sp.csr_matrix] = {}
+        self.chrom: str | None = None
+        self.dense = np.zeros(0, dtype=np.int32)
+        self.per_sample = np.zeros(n_samples, dtype=np.int64)
+
+    def add(self, chrom: str, who: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+        run = self.runs.get(chrom)
+        if run is None:  # a contig without bins: its fragments count nowhere
+            return
+        if chrom != self.chrom:
+            self._close()
+            self.chrom, self.dense = chrom, np.zeros(self.n * run.count, dtype=np.int32)
+        keep = who >= 0
+        who, starts, ends = who[keep], starts[keep], ends[keep]
+        self.per_sample += np.bincount(who, minlength=self.n)
+        sites = np.concatenate([starts, ends - 1])
+        local = np.clip((sites - run.start) // self.width, 0, run.count - 1)
+        flat = np.tile(who, 2) * run.count + local
+        if len(self.dense) <= 4 * len(flat):  # a pass over the whole array is the cheaper
+            self.dense += np.bincount(flat, minlength=len(self.dense)).astype(np.int32)
+        else:
+            np.add.at(self.dense, flat, 1)
+
+    def _close(self) -> None:
+        if self.chrom is None:
+            return
+        run = self.runs[self.chrom]
+        counts = sp.csr_matrix(self.dense.reshape(self.n, run.count))
+        previous = self.done.get(self.chrom)
+        self.done[self.chrom] = counts if previous is None else previous + counts
+
+    def finish(self) -> dict[str, sp.csr_matrix]:
+        self._close()
+        self.chrom = None
+        return self.done
+
+
+def _tails(largest: int) -> np.ndarray:
+    """The end of a line for every count up to the largest: `score . signal -1 -1 -1`."""
+    return np.array(
+        [f"{min(v, 1000)}\t.\t{v}\t-1\t-1\t-1\n" for v in range(largest + 1)], dtype=object
+    )
+
+
+def write_samples_as_peaks(paths: list[Path], cuts: dict[str, sp.csr_matrix], grid: BinGrid):
+    """Each sample's non-zero bins as a narrowPeak: signalValue is the cut sites in the bin,
+    and the score (0–1000, as ENCODE's) the same capped at 1000, so `--min-score N` keeps bins
+    with at least N cuts. Lines go in the bins' order, chromosome by chromosome.
+
+    Millions of lines: each bin's `chrom start end .` is formatted once for every sample,
+    each distinct count's tail once per chromosome, and a line is the two joined in C. A
+    writer thread compresses one block while the next is formatted (zlib lets go of the GIL).
     """
-    if not lines:
-        return
-    table = pd.read_csv(
-        io.StringIO("\n".join(lines)), sep="\t", header=None, usecols=[1, 2, 3],
-        names=["start", "end", "barcode"], dtype={"start": np.int64, "end": np.int64,
-        "barcode": str}, engine="c",
-    )  # fmt: skip
-    who = sample_of.index.get_indexer(table["barcode"])
-    keep = who >= 0
-    who = sample_of.to_numpy()[who[keep]]
-    starts, ends = table["start"].to_numpy()[keep], table["end"].to_numpy()[keep]
-    per_sample += np.bincount(who, minlength=len(per_sample))
-    for site in (starts, ends - 1):
-        local = np.clip((site - run.start) // width, 0, run.count - 1)
-        rows.append(who)
-        cols.append(run.first + local)
-
-
-def write_bins_as_peaks(path: Path, row: sp.csr_matrix, grid: BinGrid) -> None:
-    """One sample's non-zero bins as a narrowPeak: signalValue is the cut sites in the bin, and
-    the score (0–1000, as ENCODE's) the same capped at 1000, so `--min-score N` keeps bins with
-    at least N cuts."""
-    row = sp.csr_matrix(row)
-    row.sort_indices()
-    bins, cuts = row.indices, row.data.astype(np.int64)
-    # Plain Python ints (tolist) in one f-string per line, written in blocks: the fastest way
-    # Python has to format them (pandas' to_csv takes four times as long).
-    with atomic_write(path, level=1) as fh:
-        for first in range(0, len(bins), BATCH):
-            block = bins[first : first + BATCH]
-            values = cuts[first : first + BATCH]
-            fh.write(
-                "".join(
-                    f"{c}\t{s}\t{e}\t.\t{min(v, 1000)}\t.\t{v}\t-1\t-1\t-1\n"
-                    for c, s, e, v in zip(
-                        grid.chrom_of[block].tolist(),
-                        grid.starts[block].tolist(),
-                        grid.ends[block].tolist(),
-                        values.tolist(),
-                        strict=True,
-                    )  # fmt: skip
-                )
-            )
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=1) as writer:
+        handles = [stack.enter_context(atomic_write(p, level=1)) for p in paths]
+        pending: collections.deque = collections.deque()
+        for run in grid.layout.chroms:
+            counts = cuts.get(run.chrom)
+            if counts is None:
+                continue
+            hit = np.flatnonzero(counts.getnnz(axis=0))
+            span = slice(run.first, run.first + run.count)
+            heads = np.array(
+                list(map("{}\t{}\t{}\t.\t".format, itertools.repeat(run.chrom),
+                         grid.starts[span][hit].tolist(), grid.ends[span][hit].tolist())),
+                dtype=object,
+            )  # fmt: skip
+            head_of = np.zeros(run.count, dtype=np.int64)
+            head_of[hit] = np.arange(len(hit))
+            tails = _tails(int(counts.max()))
+            for i, fh in enumerate(handles):
+                row = counts[i]
+                row.sort_indices()
+                parts = np.empty(2 * len(row.indices), dtype=object)
+                parts[0::2], parts[1::2] = heads[head_of[row.indices]], tails[row.data]
+                pending.append(writer.submit(fh.write, "".join(parts.tolist())))
+                while len(pending) > 2:  # at most two blocks wait: memory stays bounded
+                    pending.popleft().result()
+        for block in pending:
+            block.result()
 
 
 def check_library(
@@ -374,7 +431,7 @@ def pseudobulk(
         counts, values = _rna(matrix, h5, samples, gtf)
     grid = BinGrid.read(bins)
     cuts, per_sample = cut_sites(fragments, samples, grid)
-    rows = []
+    rows, atac = [], []
     for i, s in enumerate(samples):
         if per_sample[i] == 0:
             raise GexpError(
@@ -388,9 +445,9 @@ def pseudobulk(
             rna = outdir / f"{s.sample}.gene_tpm.tsv"
             write_gene_tpm(values[s.sample], rna)
             row |= {"umis": int(counts[s.sample].sum()), "rna_tpm": rna.name}
-        atac = outdir / f"{s.sample}.narrowPeak.gz"
-        write_bins_as_peaks(atac, cuts[i], grid)
-        rows.append({**row, "fragments": int(per_sample[i]), "atac": atac.name})
+        atac.append(outdir / f"{s.sample}.narrowPeak.gz")
+        rows.append({**row, "fragments": int(per_sample[i]), "atac": atac[-1].name})
+    write_samples_as_peaks(atac, cuts, grid)
     qc = pd.DataFrame(rows)
     order = ["sample", "library", "group", "donor", "replicate", "cells", "umis", "fragments"]
     with atomic_write(outdir / f"{library}.samples.tsv") as fh:
