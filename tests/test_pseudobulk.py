@@ -426,3 +426,37 @@ def test_narrowpeaks_are_written_line_by_line_as_the_format_says(tmp_path):
         with atomic_write(expected, level=1) as fh:  # as every .gz of gexp is written
             fh.write("".join(lines))
         assert path.read_bytes() == expected.read_bytes(), gzip.open(path, "rt").read()
+
+
+def _fragments_with(library: Path, folder: Path, extra: str) -> Path:
+    """A copy of the library with one line added to its fragments (bgzipped, re-indexed)."""
+    import shutil
+
+    import pysam
+
+    copy = folder / "lib1"
+    shutil.copytree(library, copy)
+    lines = gzip.open(library / "atac_fragments.tsv.gz", "rt").read().splitlines(keepends=True)
+    plain = copy / "atac_fragments.tsv"
+    plain.write_text("".join(lines[:50] + [extra] + lines[50:]))
+    (copy / "atac_fragments.tsv.gz").unlink()
+    (copy / "atac_fragments.tsv.gz.tbi").unlink()
+    pysam.tabix_index(str(plain), preset="bed", force=True)
+    return copy
+
+
+def test_a_fragments_line_without_a_barcode_counts_nowhere(library, result, tmp_path):
+    """A line the tabix index takes (chrom, start, end) but with no barcode belongs to no
+    cell: every output is as without it."""
+    first = gzip.open(library / "atac_fragments.tsv.gz", "rt").readlines()[50].split("\t")
+    copy = _fragments_with(library, tmp_path, f"{first[0]}\t{first[1]}\t{int(first[1]) + 80}\n")
+    out, qc = result
+    again = pseudobulk(
+        "lib1", copy / "filtered_feature_bc_matrix.h5", copy / "atac_fragments.tsv.gz",
+        copy / "cells.csv", library.parent / "genes.gtf.gz", library.parent / "bins.bed",
+        tmp_path / "out",
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(again, qc)
+    for sample in qc["sample"]:
+        name = f"{sample}.narrowPeak.gz"
+        assert (tmp_path / "out" / name).read_bytes() == (out / name).read_bytes()

@@ -4,8 +4,8 @@ htslib reports a damaged file on stderr and pysam then raises a bare OSError or 
 ("iteration failed"); a user sees a traceback and no file name. So before pysam opens it:
 the data must be BGZF (gzip with the BC extra field), end with BGZF's empty end-of-file
 block (a file cut short by a copy lacks it), and its index must be a tabix index. What
-only reading finds (a corrupt block in the middle, an index of another file) is reported
-by `fetching`, naming the file and the chromosome.
+only reading finds (a corrupt block in the middle, a line of another format) is reported
+by `reading_fragments`, naming the file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import GexpError
-from ..files import format_reason, require_file
+from ..files import GZIP_ERRORS, format_reason, require_file
 
 # BGZF's end-of-file marker: an empty block, the last 28 bytes of every whole bgzip file.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
@@ -74,14 +74,15 @@ def open_tabix(path: str | Path, what: str):
 
 
 @contextlib.contextmanager
-def fetching(path: str | Path, what: str, chrom: str) -> Iterator[None]:
-    """Errors while reading one chromosome's lines become one line naming file and chromosome."""
+def reading_fragments(path: str | Path) -> Iterator[None]:
+    """What only reading a fragments file finds (a corrupt block in the middle, a line of
+    another format) becomes one line naming the file."""
     try:
         yield
     except GexpError:
         raise
-    except (OSError, ValueError, EOFError, zlib.error) as exc:
+    except (OSError, ValueError, *GZIP_ERRORS) as exc:
         raise GexpError(
-            f"{what} {path}: damaged while reading {chrom} ({format_reason(exc)}); "
-            f"check the file and its index {Path(path).name}.tbi (tabix -p bed remakes it)"
+            f"fragments {path}: damaged or not a fragments file ({format_reason(exc)}); "
+            "expected chrom, start, end, barcode[, count] per line, bgzipped"
         ) from None

@@ -33,7 +33,6 @@ import csv
 import itertools
 import logging
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +42,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import GexpError
-from ..files import GZIP_ERRORS, atomic_write, format_reason, open_gzip, require_file
+from ..files import atomic_write, open_gzip, require_file
 from ..io.ids import chrom_renames, strip_versions
-from ..io.tabix import open_tabix
+from ..io.tabix import open_tabix, reading_fragments
 from ..io.tenx import GENE_EXPRESSION, read_10x_h5
 from .bins import BinLayout, read_bin_layout
 from .gene_tpm import write_gene_tpm
@@ -265,30 +264,18 @@ def cut_sites(
             chroms, barcode = batch["chrom"].cat, batch["barcode"].cat
             found = sample_of.index.get_indexer(barcode.categories)  # per distinct barcode
             sample = np.where(found >= 0, sample_of.to_numpy()[found], -1)
-            who = sample[barcode.codes.to_numpy()]
+            codes = barcode.codes.to_numpy()  # -1: no barcode on the line
+            who = np.where(codes >= 0, sample[codes], -1)
             code = chroms.codes.to_numpy()
             starts, ends = batch["start"].to_numpy(), batch["end"].to_numpy()
             edges = [0, *(np.flatnonzero(code[1:] != code[:-1]) + 1).tolist(), len(code)]
             for lo, hi in itertools.pairwise(edges):  # the batch's run of each chromosome
+                if code[lo] < 0:  # no chromosome on the line: counts nowhere
+                    continue
                 name = str(chroms.categories[code[lo]])
                 part = slice(lo, hi)
                 counter.add(renames.get(name, name), who[part], starts[part], ends[part])
     return counter.finish(), counter.per_sample
-
-
-@contextlib.contextmanager
-def reading_fragments(path: str | Path) -> Iterator[None]:
-    """What reading the file finds (a corrupt block, a line that is not a fragment) becomes
-    one line naming the file."""
-    try:
-        yield
-    except GexpError:
-        raise
-    except (OSError, ValueError, *GZIP_ERRORS) as exc:
-        raise GexpError(
-            f"fragments {path}: damaged or not a fragments file ({format_reason(exc)}); "
-            "expected chrom, start, end, barcode[, count] per line, bgzipped"
-        ) from None
 
 
 class _CutCounter:
