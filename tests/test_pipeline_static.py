@@ -107,6 +107,11 @@ def test_process_conventions(proc):
     assert "task.ext.when == null || task.ext.when" in proc.section("when")
     assert "task.ext.args" in proc.section("script")
     assert "END_VERSIONS > versions.yml" in proc.script_body("script")
+    # bash does not wait for a process substitution: a file written by `2> >(tee f)` may not
+    # exist yet when the task ends (seen in CI). A pipe, under pipefail, is waited for.
+    assert ">(" not in proc.script_body("script"), "no process substitution"
+    if "|" in without_heredoc_text(proc.script_body("script")):
+        assert "pipefail" in (ROOT / "nextflow.config").read_text()
     stub = proc.script_body("stub")
     assert stub.strip(), "stub block"
     assert "versions.yml" in stub

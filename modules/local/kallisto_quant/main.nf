@@ -28,7 +28,11 @@ process KALLISTO_QUANT {
     prefix = task.ext.prefix ?: "${meta.id}"
     // Paired runs arrive interleaved (r1a r2a r1b r2b), the order kallisto pairs them in.
     def single = meta.single_end ? "--single -l ${meta.fragment_length} -s ${meta.fragment_sd}" : ''
-    // The inputs in staging order (reads/001/…, reads/002/…: a glob sorts them so).
+    // The inputs in staging order (reads/001/…, reads/002/…: a glob sorts them so). kallisto's
+    // report (stderr; stdout is dropped, as the runner drops it) goes through a pipe to tee,
+    // which bash waits for, and pipefail (nextflow.config) keeps kallisto's exit status. Not
+    // `2> >(tee …)`: bash does not wait for a process substitution, and a task once ended
+    // before tee had made the log (a podman run in CI: "Missing output file").
     """
     kallisto quant \\
         -i $index \\
@@ -37,7 +41,7 @@ process KALLISTO_QUANT {
         $single \\
         $args \\
         reads/*/${meta.id} \\
-        2> >(tee ${prefix}.kallisto.log >&2)
+        2>&1 >/dev/null | tee ${prefix}.kallisto.log >&2
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
