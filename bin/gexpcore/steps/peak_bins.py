@@ -1,4 +1,7 @@
-"""Per-sample accessibility per bin: peaks through bedtools, or BAM fragments through pysam.
+"""Per-sample accessibility per bin: peaks placed in the bins, or BAM fragments through pysam.
+
+A peak counts in every bin it overlaps by at least one base (bedtools intersect's rule):
+by arithmetic for the fixed-width bins of `gexp bins`, through bedtools for any other.
 
 Modes (peaks):
 - binary:   1 for every bin that any peak overlaps;
