@@ -97,19 +97,22 @@ def bin_peak_values(
 
 def _bin_pairs(chroms: list[str], code, start, end, layout: BinLayout):
     """Every (interval, bin) pair that overlaps by >= 1 bp (bedtools' rule), as the arrays
-    (interval, bin, clipped start, clipped end): with fixed-width bins, an interval's bins are
-    those holding its first and its last base, and all between."""
+    (interval, bin, bin start, bin end): with fixed-width bins, an interval's bins are those
+    holding its first and its last base, and all between."""
     import numpy as np
 
     run_start, run_end, run_first = _runs_of(chroms, code, layout)
     lo, hi = np.maximum(start, run_start), np.minimum(end, run_end)
     inside = np.flatnonzero(lo < hi)  # an interval off every bin has run_end 0, so lo >= hi
-    lo, hi, run_start, run_first = lo[inside], hi[inside], run_start[inside], run_first[inside]
-    first = run_first + (lo - run_start) // layout.width
-    count = run_first + (hi - 1 - run_start) // layout.width - first + 1
+    lo, hi = lo[inside], hi[inside]
+    run_start, run_end, run_first = run_start[inside], run_end[inside], run_first[inside]
+    first = (lo - run_start) // layout.width
+    count = (hi - 1 - run_start) // layout.width - first + 1
     pair = np.repeat(np.arange(len(inside)), count)
-    step = np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
-    return inside[pair], first[pair] + step, lo[pair], hi[pair]
+    local = first[pair] + np.arange(len(pair)) - np.repeat(np.cumsum(count) - count, count)
+    bin_start = run_start[pair] + local * layout.width
+    bin_end = np.minimum(bin_start + layout.width, run_end[pair])
+    return inside[pair], run_first[pair] + local, bin_start, bin_end
 
 
 def _runs_of(chroms: list[str], code, layout: BinLayout):
@@ -151,10 +154,9 @@ def _covered_fractions(chroms, code, start, end, layout: BinLayout) -> tuple[lis
     merged_code = code[order][new]
     merged_start = lo[new] - merged_code * shift
     merged_end = np.maximum.reduceat(hi, new) - merged_code * shift if len(new) else new
-    interval, b, lo, hi = _bin_pairs(chroms, merged_code, merged_start, merged_end, layout)
-    run_start, run_end, run_first = _runs_of(chroms, merged_code[interval], layout)
-    bin_start = run_start + (b - run_first) * layout.width
-    bin_end = np.minimum(bin_start + layout.width, run_end)
+    pairs = _bin_pairs(chroms, merged_code, merged_start, merged_end, layout)
+    interval, b, bin_start, bin_end = pairs
+    lo, hi = merged_start[interval], merged_end[interval]
     overlap = np.minimum(hi, bin_end) - np.maximum(lo, bin_start)
     found, at = np.unique(b, return_inverse=True)
     covered = np.bincount(at, weights=overlap, minlength=len(found))  # whole numbers, exact

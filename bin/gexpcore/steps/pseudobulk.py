@@ -207,12 +207,11 @@ def tpm(counts: pd.DataFrame, lengths: pd.Series) -> pd.DataFrame:
 
 @dataclass
 class BinGrid:
-    """A bins.bed's layout and width, with every bin's chromosome and start: read once per
-    library and shared by the cut-site counts and every sample's peak file."""
+    """A bins.bed's layout and width, with every bin's start and end: read once per library
+    and shared by the cut-site counts and every sample's peak file."""
 
     layout: BinLayout
     width: int
-    chrom_of: np.ndarray  # bin → chromosome
     starts: np.ndarray  # bin → start
     ends: np.ndarray  # bin → end (the last bin of a chromosome ends with it)
 
@@ -222,15 +221,13 @@ class BinGrid:
         with open(bins_path) as fh:
             fields = fh.readline().split("\t")
         width = int(fields[2]) - int(fields[1])
-        chrom_of = np.empty(layout.n_bins, dtype=object)
         starts = np.empty(layout.n_bins, dtype=np.int64)
         ends = np.empty(layout.n_bins, dtype=np.int64)
         for run in layout.chroms:
             span = slice(run.first, run.first + run.count)
-            chrom_of[span] = run.chrom
             starts[span] = run.start + width * np.arange(run.count)
             ends[span] = np.minimum(starts[span] + width, run.end)
-        return cls(layout, width, chrom_of, starts, ends)
+        return cls(layout, width, starts, ends)
 
 
 def cut_sites(
